@@ -57,7 +57,12 @@ impl Engine {
         let status = self.registry.begin(&saga_id)?;
         let receiver = status.subscribe();
         let engine = Arc::clone(self);
-        let span = info_span!("saga", saga.id = %saga_id, saga.type = tracing::field::Empty);
+        let span = info_span!(
+            parent: None,
+            "saga",
+            saga.id = %saga_id,
+            saga.type = tracing::field::Empty
+        );
         tokio::spawn(
             async move {
                 engine.drive(&saga_id, resumed, &status).await;
@@ -185,7 +190,7 @@ impl Engine {
             Outcome::Answered { status, body } => {
                 transition::forward_refused(self, run, index, status, &body).await
             }
-            Outcome::NoAnswer { error } => {
+            Outcome::NoAnswer { error, .. } => {
                 transition::forward_unanswered(self, run, index, error).await
             }
         }

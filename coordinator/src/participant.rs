@@ -41,7 +41,12 @@ pub enum Outcome {
     /// JSON string when it is not JSON.
     Answered { status: StatusCode, body: Value },
     /// No answer, or only 5xx, 408 or 429 answers, until the retries were spent.
-    NoAnswer { error: String },
+    NoAnswer {
+        /// What the attempts ended with, in words.
+        error: String,
+        /// The last attempt's error or answer.
+        source: String,
+    },
 }
 
 /// A call's outcome with what its attempts tell.
@@ -173,18 +178,27 @@ impl ParticipantClient {
                 let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
                 if is_transient(status) {
                     Outcome::NoAnswer {
-                        error: format!("{status} after all retries: {}", preview(&body)),
+                        error: String::new(),
+                        source: format!("{status}: {}", preview(&body)),
                     }
                 } else {
                     Outcome::Answered { status, body }
                 }
             }
             Err(error) => Outcome::NoAnswer {
-                error: describe_error(&error),
+                error: String::new(),
+                source: error.to_string(),
             },
         };
 
         let attempts = log.0.lock().map(|log| log.clone()).unwrap_or_default();
+        let outcome = match outcome {
+            Outcome::NoAnswer { source, .. } => Outcome::NoAnswer {
+                error: describe_failure(&attempts, &source),
+                source,
+            },
+            answered => answered,
+        };
         if matches!(outcome, Outcome::NoAnswer { .. }) {
             metrics::retries_exhausted(call.participant.as_str(), call.endpoint);
         }
@@ -205,17 +219,20 @@ fn is_transient(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// Describes a transport error with its kind and without the URL's query.
-fn describe_error(error: &reqwest_middleware::Error) -> String {
-    match error {
-        reqwest_middleware::Error::Reqwest(error) if error.is_connect() => {
-            "connection failed: the service did not accept the connection".to_owned()
+/// Describes how a call's attempts failed, from the last one.
+fn describe_failure(attempts: &[AttemptResult], source: &str) -> String {
+    let count = attempts.len().max(1);
+    match attempts.last() {
+        Some(AttemptResult::ConnectFailed) => {
+            format!("connection refused or unreachable ({count} attempts)")
         }
-        reqwest_middleware::Error::Reqwest(error) if error.is_timeout() => {
-            "timed out waiting for the answer".to_owned()
+        Some(AttemptResult::NoAnswer) => {
+            format!("no answer in time or connection reset ({count} attempts): {source}")
         }
-        reqwest_middleware::Error::Reqwest(error) => format!("request failed: {error}"),
-        reqwest_middleware::Error::Middleware(error) => format!("request failed: {error:#}"),
+        Some(AttemptResult::Status(status)) => {
+            format!("answered {status} ({count} attempts): {source}")
+        }
+        None => format!("request failed: {source}"),
     }
 }
 

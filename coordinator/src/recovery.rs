@@ -34,7 +34,7 @@ pub async fn run_sweeper(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool
             Err(error) => {
                 consecutive_failures += 1;
                 // The first failure and then every tenth, so that an outage does not flood.
-                if consecutive_failures == 1 || consecutive_failures % 10 == 0 {
+                if consecutive_failures == 1 || consecutive_failures.is_multiple_of(10) {
                     tracing::warn!(error = %error, consecutive_failures, "sweep failed");
                 }
             }

@@ -124,6 +124,8 @@ impl SagaStore {
         Ok(())
     }
 
+    /// Tells which unique constraint a failed insert hit: a saga with the same key (a
+    /// concurrent repeat of the command) or the entity's lock (another saga).
     async fn classify_insert_error(
         &self,
         error: sqlx::Error,
@@ -131,6 +133,16 @@ impl SagaStore {
     ) -> InsertSagaError {
         if !is_unique_violation(&error) {
             return InsertSagaError::Store(error.into());
+        }
+        if saga.idempotency_key.is_some() || saga.dedupe_key.is_some() {
+            let existing = self
+                .find_by_key(saga.idempotency_key.as_deref(), saga.dedupe_key.as_deref())
+                .await;
+            match existing {
+                Ok(Some(_)) => return InsertSagaError::DuplicateKey,
+                Ok(None) => {}
+                Err(error) => return InsertSagaError::Store(error),
+            }
         }
         let Some(lock) = &saga.entity_lock else {
             return InsertSagaError::DuplicateKey;
@@ -145,7 +157,12 @@ impl SagaStore {
                 holder_id: row.try_get("id").unwrap_or_default(),
                 holder_type: row.try_get("saga_type").unwrap_or_default(),
             },
-            Ok(None) => InsertSagaError::DuplicateKey,
+            // The holder finished between the insert and this query.
+            Ok(None) => InsertSagaError::EntityLocked {
+                entity_lock: lock.clone(),
+                holder_id: "(finished)".to_owned(),
+                holder_type: "unknown".to_owned(),
+            },
             Err(error) => InsertSagaError::Store(error.into()),
         }
     }

@@ -380,7 +380,7 @@ async fn check_entity(state: &AppState, command: &Command) -> Result<(), Command
         Outcome::Answered { status, .. } => Err(CommandError::Internal(anyhow::anyhow!(
             "{entity} service answered the existence check with {status}"
         ))),
-        Outcome::NoAnswer { error } => {
+        Outcome::NoAnswer { error, .. } => {
             tracing::warn!(participant = participant.as_str(), error = %error,
                 "existence check not answered; nothing started");
             Err(CommandError::ParticipantUnavailable {

@@ -94,6 +94,9 @@ pub(super) async fn forward_succeeded(
 
     run.saga.current_step = next_index;
     run.saga.failed_rounds = 0;
+    if run.saga.status == SagaStatus::NeedsAttention {
+        run.saga.outcome_reason = None;
+    }
     run.saga.status = SagaStatus::Running;
     let next = &mut run.steps[next_index];
     next.status = StepStatus::Started;
@@ -327,7 +330,7 @@ pub(super) async fn compensation_answered(
             let reason = format!("{} {}: {error}", step.participant, step.name);
             retry_later(engine, run, &[index], reason).await
         }
-        Outcome::NoAnswer { error } => {
+        Outcome::NoAnswer { error, .. } => {
             let step = &mut run.steps[index];
             step.compensation_error = Some(error.clone());
             tracing::warn!(step = step.name, error = %error, "compensation not answered");
@@ -360,7 +363,11 @@ async fn retry_later(
             );
         }
         run.saga.status = SagaStatus::NeedsAttention;
-        run.saga.outcome_reason = Some(reason);
+        // While compensating, the reason for the compensation stays; the step's
+        // compensation error shows the latest failure.
+        if run.saga.phase == Phase::Forward {
+            run.saga.outcome_reason = Some(reason);
+        }
     } else {
         tracing::warn!(rounds = run.saga.failed_rounds, wait_ms = wait.as_millis() as u64,
             reason = %reason, "retries spent; the step is tried again later");
@@ -408,7 +415,7 @@ async fn finish(
     purpose: &'static str,
 ) -> Result<Next, SaveSagaError> {
     run.saga.status = status;
-    if reason.is_some() {
+    if reason.is_some() || status == SagaStatus::Completed {
         run.saga.outcome_reason = reason;
     }
     run.saga.finished_at = Some(now_rfc3339());

@@ -70,6 +70,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
 
+    let ports = SERVICES.iter().map(|service| service.port);
+    for port in std::iter::once(COORDINATOR_PORT).chain(ports) {
+        ensure_port_free(port)?;
+    }
+
     let mut children = Vec::new();
     for service in &SERVICES {
         children.push(start_service(service, &data_dir, args.log_format)?);
@@ -113,6 +118,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     result.context("coordinator task failed")?
+}
+
+/// Fails when another program listens on the port, which would otherwise answer in place
+/// of the process this command starts.
+fn ensure_port_free(port: u16) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(error) => bail!(
+            "port {port} on 127.0.0.1 is in use ({error}); stop the program that listens there, \
+             for example an earlier `coordinator dev`"
+        ),
+    }
 }
 
 fn local_url(port: u16) -> String {

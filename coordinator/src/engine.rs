@@ -37,7 +37,7 @@ pub struct Engine {
     pub registry: Registry,
 }
 
-/// What a saga's in-memory state is being driven with.
+/// A saga's in-memory state while a task drives it.
 struct Run<'a> {
     definition: &'static SagaDefinition,
     saga: SagaRecord,

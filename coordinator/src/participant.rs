@@ -42,7 +42,7 @@ pub enum Outcome {
     Answered { status: StatusCode, body: Value },
     /// No answer, or only 5xx, 408 or 429 answers, until the retries were spent.
     NoAnswer {
-        /// What the attempts ended with, in words.
+        /// Description of how the attempts ended.
         error: String,
         /// The last attempt's error or answer.
         source: String,
@@ -61,13 +61,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether an attempt before the last one had an unknown outcome.
+    /// Returns whether an attempt before the last one had an unknown outcome.
     pub fn had_unknown_attempt(&self) -> bool {
         self.possibly_applied && self.attempts > 1
     }
 }
 
-/// What one attempt ended with.
+/// Result of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AttemptResult {
     ConnectFailed,

@@ -72,7 +72,7 @@ pub struct ParticipantUrls {
     pub matching_service_url: String,
 }
 
-/// How the engine drives sagas: leases, sweeps, timeouts and retry budgets.
+/// Engine settings: leases, sweeps, timeouts and retry budgets.
 #[derive(Debug, Clone, Args)]
 pub struct EngineSettings {
     /// Name of this coordinator process in leases. Defaults to a random id; give each
@@ -114,11 +114,11 @@ pub struct EngineSettings {
     #[arg(long, env = "MATCHING_MAX_RETRIES", default_value_t = 3)]
     pub matching_max_retries: u32,
 
-    /// Shortest wait between two attempts of one call, in milliseconds.
+    /// Minimum wait between two attempts of one call, in milliseconds.
     #[arg(long, env = "RETRY_MIN_INTERVAL_MS", default_value_t = 100)]
     pub retry_min_interval_ms: u64,
 
-    /// Longest wait between two attempts of one call, in milliseconds.
+    /// Maximum wait between two attempts of one call, in milliseconds.
     #[arg(long, env = "RETRY_MAX_INTERVAL_MS", default_value_t = 2_000)]
     pub retry_max_interval_ms: u64,
 
@@ -127,7 +127,7 @@ pub struct EngineSettings {
     #[arg(long, env = "ROUND_BACKOFF_BASE_MS", default_value_t = 2_000)]
     pub round_backoff_base_ms: u64,
 
-    /// Longest wait between two rounds of a step, in milliseconds.
+    /// Maximum wait between two rounds of a step, in milliseconds.
     #[arg(long, env = "ROUND_BACKOFF_MAX_MS", default_value_t = 300_000)]
     pub round_backoff_max_ms: u64,
 

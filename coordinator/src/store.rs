@@ -28,7 +28,7 @@ pub enum StoreError {
     Corrupt { saga_id: String, detail: String },
 }
 
-/// Why a new saga could not be inserted.
+/// Errors of inserting a new saga.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertSagaError {
     #[error("saga {holder_id} ({holder_type}) is already running on {entity_lock}")]
@@ -43,7 +43,7 @@ pub enum InsertSagaError {
     Store(#[from] StoreError),
 }
 
-/// Why a fenced write did not apply.
+/// Errors of a fenced write.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveSagaError {
     #[error("this replica no longer holds the lease of saga {0}")]

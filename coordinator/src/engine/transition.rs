@@ -20,7 +20,7 @@ use crate::redact;
 use crate::saga::{CallTemplate, CompensationStatus, Phase, SagaStatus, SagaType, StepStatus};
 use crate::store::{now_ms, SaveSagaError};
 
-/// What the engine does after a move.
+/// The engine's next action after a move.
 #[derive(Debug)]
 pub(super) enum Next {
     /// Go on with the next call at once.
@@ -62,7 +62,7 @@ fn record_answer(run: &mut Run<'_>, index: usize, status: StatusCode, body: &Val
     step.finished_at = Some(now_rfc3339());
 }
 
-/// The forward call succeeded: start the next step, or complete the saga.
+/// Starts the next step after a successful forward call, or completes the saga.
 pub(super) async fn forward_succeeded(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -105,7 +105,8 @@ pub(super) async fn forward_succeeded(
     Ok(Next::Continue)
 }
 
-/// The participant refused the forward call for good, so it changed nothing.
+/// Records a definite rejection of the forward call, which therefore changed nothing, and
+/// compensates or parks the saga.
 pub(super) async fn forward_refused(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -127,7 +128,11 @@ pub(super) async fn forward_refused(
         step.name,
         preview(&detail_of(body))
     );
-    tracing::warn!(step = step.name, status = status.as_u16(), "step refused");
+    tracing::warn!(
+        step = step.name,
+        status = status.as_u16(),
+        "step rejected by participant"
+    );
 
     let has_compensation = run
         .definition
@@ -140,7 +145,7 @@ pub(super) async fn forward_refused(
     park(engine, run, index, "refused", reason, "park-refused").await
 }
 
-/// The forward call's retries are spent without a definite answer.
+/// Handles a forward call whose retries are spent without a definite response.
 pub(super) async fn forward_unanswered(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -167,7 +172,7 @@ pub(super) async fn forward_unanswered(
     retry_later(engine, run, &[index], reason).await
 }
 
-/// The entity is gone, so the saga has nothing to do.
+/// Ends the saga as skipped because its entity no longer exists.
 pub(super) async fn skip(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -193,7 +198,8 @@ pub(super) async fn skip(
     .await
 }
 
-/// A 2xx answer lacks a field the contract requires: park the saga instead of guessing.
+/// Parks the saga because a 2xx response lacks a field the contract requires, instead of
+/// guessing what the participant did.
 pub(super) async fn park_for_contract(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -262,7 +268,7 @@ pub(super) fn compensation_moved_down(
     false
 }
 
-/// Every step that needed it was undone.
+/// Ends the saga as compensated once every step that needed it was undone.
 pub(super) async fn compensated(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -333,7 +339,7 @@ pub(super) async fn compensation_answered(
         Outcome::NoAnswer { error, .. } => {
             let step = &mut run.steps[index];
             step.compensation_error = Some(error.clone());
-            tracing::warn!(step = step.name, error = %error, "compensation not answered");
+            tracing::warn!(step = step.name, error = %error, "compensation got no response");
             let reason = format!(
                 "{} did not answer the compensation of {}: {error}",
                 step.participant, step.name

@@ -39,6 +39,10 @@ pub enum InsertSagaError {
     },
     #[error("a saga with this idempotency key or source event exists already")]
     DuplicateKey,
+    /// The saga holding the entity's lock finished between the insert and the check, so
+    /// the insert may be tried again.
+    #[error("the entity's lock was released while the saga was inserted")]
+    LockReleased,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -157,12 +161,7 @@ impl SagaStore {
                 holder_id: row.try_get("id").unwrap_or_default(),
                 holder_type: row.try_get("saga_type").unwrap_or_default(),
             },
-            // The holder finished between the insert and this query.
-            Ok(None) => InsertSagaError::EntityLocked {
-                entity_lock: lock.clone(),
-                holder_id: "(finished)".to_owned(),
-                holder_type: "unknown".to_owned(),
-            },
+            Ok(None) => InsertSagaError::LockReleased,
             Err(error) => InsertSagaError::Store(error.into()),
         }
     }
@@ -460,8 +459,9 @@ async fn update_saga_row(
     let result = sqlx::query(
         "UPDATE sagas SET status = $1, phase = $2, entity_lock = $3, current_step = $4,
              failed_rounds = $5, outcome_reason = $6, failure_kind = $7, next_attempt_at = $8,
-             lease_owner = $9, lease_expires_at = $10, updated_at = $11, finished_at = $12
-         WHERE id = $13 AND lease_owner = $14",
+             lease_owner = $9, lease_expires_at = $10, updated_at = $11, finished_at = $12,
+             idempotency_key = $13
+         WHERE id = $14 AND lease_owner = $15",
     )
     .bind(saga.status.as_str())
     .bind(saga.phase.as_str())
@@ -475,6 +475,7 @@ async fn update_saga_row(
     .bind(saga.lease_expires_at)
     .bind(&saga.updated_at)
     .bind(saga.finished_at.clone())
+    .bind(saga.idempotency_key.clone())
     .bind(&saga.id)
     .bind(owner)
     .execute(&mut **tx)

@@ -27,6 +27,9 @@ use crate::store::{initial_steps, now_ms, InsertSagaError, SagaRecord};
 const MAX_REASON_LEN: usize = 500;
 const MAX_SOURCE_ID_LEN: usize = 200;
 
+/// Inserts tried when the entity's lock or a key is released while a saga is inserted.
+const MAX_INSERT_ATTEMPTS: u32 = 3;
+
 /// Deletes a patient after cancelling their searches.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,18 +275,26 @@ async fn submit(
         headers,
     );
     let steps = initial_steps(&saga.id, definition(command.saga_type), &saga.created_at);
-    match state.engine.store.insert(&saga, &steps).await {
-        Ok(()) => {}
-        // A concurrent request with the same key or source event committed first.
-        Err(InsertSagaError::DuplicateKey) => {
-            let attached =
-                attach_to_existing(state, idempotency_key, &command, &request_hash, preference)
-                    .await?;
-            return attached.ok_or_else(|| {
-                CommandError::Internal(anyhow::anyhow!("duplicate saga key but no saga found"))
-            });
+    let mut attempts_left = MAX_INSERT_ATTEMPTS;
+    loop {
+        attempts_left -= 1;
+        match state.engine.store.insert(&saga, &steps).await {
+            Ok(()) => break,
+            // A concurrent request with the same key or source event committed first.
+            Err(InsertSagaError::DuplicateKey) => {
+                let attached =
+                    attach_to_existing(state, idempotency_key, &command, &request_hash, preference)
+                        .await?;
+                if let Some(response) = attached {
+                    return Ok(response);
+                }
+            }
+            Err(InsertSagaError::LockReleased) => {}
+            Err(error) => return Err(error.into()),
         }
-        Err(error) => return Err(error.into()),
+        if attempts_left == 0 {
+            return Err(InsertSagaError::LockReleased.into());
+        }
     }
     tracing::info!(
         saga.id = %saga.id,
@@ -320,9 +331,17 @@ async fn attach_to_existing(
     };
 
     let same_key = idempotency_key.is_some() && saga.idempotency_key.as_deref() == idempotency_key;
-    if same_key && saga.request_hash != request_hash {
-        return Err(CommandError::KeyReused {
-            key: idempotency_key.unwrap_or_default().to_owned(),
+    if saga.request_hash != request_hash {
+        if same_key {
+            return Err(CommandError::KeyReused {
+                key: idempotency_key.unwrap_or_default().to_owned(),
+            });
+        }
+        return Err(CommandError::SourceReused {
+            source_id: command.payload["source_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         });
     }
     let receiver = state.engine.registry.subscribe(&saga_id);

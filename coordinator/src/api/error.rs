@@ -35,8 +35,14 @@ pub enum CommandError {
     )]
     KeyReused { key: String },
     /// A participant did not answer the existence check, so nothing was started.
-    #[error("{}", unavailable_message(*.saga_type))]
+    #[error("{}", precheck_unavailable_message(*.saga_type))]
     ParticipantUnavailable { saga_type: SagaType },
+    /// A source event already reported with other values.
+    #[error(
+        "source_id {source_id:?} was already reported for another patient, date or channel; \
+         each event needs its own source_id"
+    )]
+    SourceReused { source_id: String },
     #[error("the saga store is unavailable; nothing was started, retry later")]
     StoreUnavailable(#[source] sqlx::Error),
     #[error("saga {0} not found")]
@@ -65,6 +71,17 @@ pub fn unavailable_message(saga_type: SagaType) -> &'static str {
     }
 }
 
+/// The message when the service that owns the entity does not answer the existence check.
+fn precheck_unavailable_message(saga_type: SagaType) -> &'static str {
+    match saga_type {
+        SagaType::DeletePatient => {
+            "Cannot delete patient at this time. The patient service is temporarily \
+             unavailable. Please try again in a few minutes."
+        }
+        other => unavailable_message(other),
+    }
+}
+
 impl CommandError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -73,7 +90,7 @@ impl CommandError {
             Self::EntityLocked { .. } | Self::StateConflict { .. } | Self::SagaFinished { .. } => {
                 StatusCode::CONFLICT
             }
-            Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::KeyReused { .. } | Self::SourceReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ParticipantUnavailable { .. } | Self::StoreUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -114,9 +131,9 @@ impl From<InsertSagaError> for CommandError {
                 holder_id,
                 holder_type,
             },
-            InsertSagaError::DuplicateKey => {
-                Self::Internal(anyhow::anyhow!("duplicate key reported without a saga"))
-            }
+            InsertSagaError::DuplicateKey | InsertSagaError::LockReleased => Self::Internal(
+                anyhow::anyhow!("saga insert kept colliding without a saga to attach to"),
+            ),
             InsertSagaError::Store(error) => error.into(),
         }
     }
@@ -174,6 +191,7 @@ impl IntoResponse for CommandError {
                 ..
             } => json!({ "saga_id": holder_id, "entity_lock": entity_lock }),
             Self::KeyReused { .. } => json!({ "field": "Idempotency-Key" }),
+            Self::SourceReused { .. } => json!({ "field": "source_id" }),
             _ => json!({}),
         };
         problem(status, &error.to_string(), extra)
@@ -235,5 +253,6 @@ mod tests {
         assert!(error
             .to_string()
             .starts_with("Cannot delete patient at this time."));
+        assert!(unavailable_message(SagaType::DeletePatient).contains("matching service"));
     }
 }

@@ -97,6 +97,12 @@ pub fn command_response(
 ) -> Response {
     let view = saga_view(saga, steps);
     let mut response = match saga.status {
+        // The communication service's contact reports are always accepted with 202.
+        SagaStatus::Completed | SagaStatus::Skipped
+            if saga.saga_type == crate::saga::SagaType::RecordPatientContact =>
+        {
+            accepted(saga, view)
+        }
         SagaStatus::Completed | SagaStatus::Skipped => {
             (StatusCode::OK, axum::Json(view)).into_response()
         }

@@ -401,6 +401,11 @@ async fn park(
     reason: String,
     purpose: &'static str,
 ) -> Result<Next, SaveSagaError> {
+    tracing::error!(
+        failure_kind,
+        reason = %reason,
+        "saga needs attention; it waits for an operator to retry it"
+    );
     run.saga.status = SagaStatus::NeedsAttention;
     run.saga.failure_kind = Some(failure_kind.to_owned());
     run.saga.outcome_reason = Some(reason);
@@ -426,6 +431,12 @@ async fn finish(
     }
     run.saga.finished_at = Some(now_rfc3339());
     run.saga.entity_lock = None;
+    // A saga rolled back because a participant was unavailable changed nothing, so its
+    // command may be sent again with the same key and then starts a new saga.
+    if status == SagaStatus::Compensated && run.saga.failure_kind.as_deref() == Some("unavailable")
+    {
+        run.saga.idempotency_key = None;
+    }
     run.saga.lease_owner = None;
     run.saga.lease_expires_at = None;
     run.saga.next_attempt_at = None;

@@ -30,7 +30,7 @@ where
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/json") || value.contains("+json"));
+            .is_some_and(is_json_media_type);
         if !is_json {
             return Err(ApiError::UnsupportedMediaType {
                 detail: "expected a JSON body with the header Content-Type: application/json"
@@ -46,12 +46,26 @@ where
 }
 
 /// Parses a JSON document, naming the path of the first value that does not fit `T`.
+/// Every body is a JSON object; serde would also accept an array for a struct, so arrays
+/// and other values are rejected before, and trailing data after the object after.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(ApiError::BadRequest {
+            field: None,
+            detail: "the request body must be a JSON object".to_owned(),
+        });
+    }
+
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let field = if path == "." { None } else { Some(path) };
+        let field = if path == "." || path == "?" {
+            None
+        } else {
+            Some(path)
+        };
         let detail = match (&field, inner.classify()) {
             (_, serde_json::error::Category::Syntax | serde_json::error::Category::Eof) => {
                 format!("malformed JSON: {inner}")
@@ -61,7 +75,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         let field = field.or_else(|| missing_field_name(&inner.to_string()));
         ApiError::BadRequest { field, detail }
-    })
+    })?;
+    deserializer.end().map_err(|error| ApiError::BadRequest {
+        field: None,
+        detail: format!("malformed JSON: unexpected data after the object: {error}"),
+    })?;
+    Ok(value)
+}
+
+/// Returns true for `application/json` and `application/<subtype>+json`, with or without
+/// parameters such as `charset`.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 /// Pulls the field name out of serde's "missing field `x`" message.
@@ -206,6 +240,29 @@ mod tests {
 
         assert_eq!(error.problem().status, 400);
         assert!(error.problem().detail.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn trailing_data_is_rejected() {
+        let error = parse_json::<Body>(br#"{"patient_id": 1, "ids": []} GARBAGE"#).unwrap_err();
+
+        assert_eq!(error.problem().status, 400);
+    }
+
+    #[test]
+    fn array_body_is_rejected() {
+        let error = parse_json::<Body>(br#"[1, []]"#).unwrap_err();
+
+        assert_eq!(error.problem().status, 400);
+    }
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("application/json; charset=utf-8"));
+        assert!(is_json_media_type("application/merge-patch+json"));
+        assert!(!is_json_media_type("application/jsonx"));
+        assert!(!is_json_media_type("text/evil+json"));
     }
 
     #[test]

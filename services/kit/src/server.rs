@@ -13,12 +13,14 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::db::Database;
@@ -26,6 +28,10 @@ use crate::error::{problem_response, ApiError, Problem};
 
 static BODY_LIMIT: AtomicUsize = AtomicUsize::new(64 * 1024);
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How long a client may take to send a request body; a slower body gets 408, so that
+/// idle clients cannot hold connections open.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Buckets of every latency histogram, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -90,6 +96,7 @@ pub fn app(
             record_request(service, request, next)
         }))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
@@ -119,11 +126,18 @@ pub fn app(
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets running requests end.
+/// Sockets get TCP_NODELAY so that small answers are not held back by Nagle's algorithm
+/// while the peer delays its acknowledgement.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -20,12 +20,12 @@ use crate::metrics;
 use crate::participant::{Call, Outcome, ParticipantClient, Report};
 use crate::saga::{
     definition, CallTemplate, CompensationStatus, NotFoundRule, Participant, Phase, SagaDefinition,
-    SagaStatus, StepDefinition, StepStatus, ValueSource,
+    StepDefinition, StepStatus, ValueSource,
 };
 use crate::settings::EngineSettings;
 use crate::store::{SagaRecord, SagaStore, SaveSagaError, StepRecord};
 
-pub use registry::Registry;
+pub use registry::{Registry, SagaSnapshot};
 use transition::Next;
 
 /// Drives sagas. One per process, shared by the API, the sweeper and every saga task.
@@ -42,7 +42,7 @@ struct Run<'a> {
     definition: &'static SagaDefinition,
     saga: SagaRecord,
     steps: Vec<StepRecord>,
-    status: &'a watch::Sender<SagaStatus>,
+    status: &'a watch::Sender<SagaSnapshot>,
 }
 
 impl Engine {
@@ -53,7 +53,7 @@ impl Engine {
         self: &Arc<Self>,
         saga_id: String,
         resumed: bool,
-    ) -> Option<watch::Receiver<SagaStatus>> {
+    ) -> Option<watch::Receiver<SagaSnapshot>> {
         let status = self.registry.begin(&saga_id)?;
         let receiver = status.subscribe();
         let engine = Arc::clone(self);
@@ -73,7 +73,7 @@ impl Engine {
         Some(receiver)
     }
 
-    async fn drive(&self, saga_id: &str, resumed: bool, status: &watch::Sender<SagaStatus>) {
+    async fn drive(&self, saga_id: &str, resumed: bool, status: &watch::Sender<SagaSnapshot>) {
         let loaded = match self.store.load(saga_id).await {
             Ok(Some(loaded)) => loaded,
             Ok(None) => return,
@@ -84,7 +84,10 @@ impl Engine {
         };
         let (saga, mut steps) = loaded;
         tracing::Span::current().record("saga.type", saga.saga_type.as_str());
-        status.send_replace(saga.status);
+        status.send_replace(SagaSnapshot {
+            status: saga.status,
+            records: Some(Arc::new((saga.clone(), steps.clone()))),
+        });
         if saga.status.is_finished() || saga.lease_owner.as_deref() != Some(&self.replica_id) {
             return;
         }

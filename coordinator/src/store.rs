@@ -119,9 +119,7 @@ impl SagaStore {
             tx.rollback().await?;
             return Err(self.classify_insert_error(error, saga).await);
         }
-        for step in steps {
-            insert_step_row(&mut tx, step).await?;
-        }
+        insert_step_rows(&mut tx, steps).await?;
 
         tx.commit().await?;
         metrics::store_commit("insert");
@@ -483,36 +481,50 @@ async fn update_saga_row(
     Ok(result.rows_affected())
 }
 
-async fn insert_step_row(
+/// Inserts all steps of a new saga in one statement, to save round trips.
+async fn insert_step_rows(
     tx: &mut Transaction<'static, Any>,
-    step: &StepRecord,
+    steps: &[StepRecord],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO saga_steps ({STEP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-    ))
-    .bind(&step.saga_id)
-    .bind(step.index as i64)
-    .bind(&step.name)
-    .bind(&step.participant)
-    .bind(step.status.as_str())
-    .bind(i64::from(step.attempts))
-    .bind(i64::from(step.possibly_applied))
-    .bind(step.started_at.clone())
-    .bind(step.finished_at.clone())
-    .bind(step.duration_ms)
-    .bind(step.last_status_code)
-    .bind(step.last_answer.as_ref().map(Value::to_string))
-    .bind(step.last_error.clone())
-    .bind(step.compensation_status.as_str())
-    .bind(i64::from(step.compensation_attempts))
-    .bind(step.compensation_started_at.clone())
-    .bind(step.compensation_finished_at.clone())
-    .bind(step.compensation_status_code)
-    .bind(step.compensation_answer.as_ref().map(Value::to_string))
-    .bind(step.compensation_error.clone())
-    .execute(&mut **tx)
-    .await?;
+    const COLUMNS: usize = 20;
+    let rows: Vec<String> = (0..steps.len())
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=COLUMNS)
+                .map(|column| format!("${}", row * COLUMNS + column))
+                .collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO saga_steps ({STEP_COLUMNS}) VALUES {}",
+        rows.join(", ")
+    );
+
+    let mut query = sqlx::query(&sql);
+    for step in steps {
+        query = query
+            .bind(&step.saga_id)
+            .bind(step.index as i64)
+            .bind(&step.name)
+            .bind(&step.participant)
+            .bind(step.status.as_str())
+            .bind(i64::from(step.attempts))
+            .bind(i64::from(step.possibly_applied))
+            .bind(step.started_at.clone())
+            .bind(step.finished_at.clone())
+            .bind(step.duration_ms)
+            .bind(step.last_status_code)
+            .bind(step.last_answer.as_ref().map(Value::to_string))
+            .bind(step.last_error.clone())
+            .bind(step.compensation_status.as_str())
+            .bind(i64::from(step.compensation_attempts))
+            .bind(step.compensation_started_at.clone())
+            .bind(step.compensation_finished_at.clone())
+            .bind(step.compensation_status_code)
+            .bind(step.compensation_answer.as_ref().map(Value::to_string))
+            .bind(step.compensation_error.clone());
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 

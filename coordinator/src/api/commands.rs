@@ -1,6 +1,7 @@
 //! `POST /api/v1/commands/...`: validate a command, check that its entity exists, commit
 //! its saga, start it in its own task and wait for the outcome up to a deadline.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -20,9 +21,10 @@ use super::error::CommandError;
 use super::prefer::{self, WaitPreference};
 use super::view::command_response;
 use super::AppState;
+use crate::engine::SagaSnapshot;
 use crate::participant::{Call, Outcome};
 use crate::saga::{definition, Participant, Phase, SagaStatus, SagaType};
-use crate::store::{initial_steps, now_ms, InsertSagaError, SagaRecord};
+use crate::store::{initial_steps, now_ms, InsertSagaError, SagaRecord, StepRecord};
 
 const MAX_REASON_LEN: usize = 500;
 const MAX_SOURCE_ID_LEN: usize = 200;
@@ -487,16 +489,25 @@ fn fingerprint(saga_type: SagaType, payload: &Value) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Waits until the saga settles or the deadline passes, then answers with its state.
+/// Waits until the saga settles or the deadline passes, then returns the answer for the
+/// state it reached. The state published by the saga's task is used when it is there, so a
+/// command that completes in time costs no read of the store.
 async fn respond_when_settled(
     state: &AppState,
     saga_id: &str,
-    receiver: Option<watch::Receiver<SagaStatus>>,
+    receiver: Option<watch::Receiver<SagaSnapshot>>,
     preference: WaitPreference,
 ) -> Result<Response, CommandError> {
-    if preference.wait > Duration::ZERO {
-        wait_until_settled(state, saga_id, receiver, preference.wait).await;
+    let published = if preference.wait > Duration::ZERO {
+        wait_until_settled(state, saga_id, receiver, preference.wait).await
+    } else {
+        None
+    };
+    if let Some(records) = published {
+        let (saga, steps) = records.as_ref();
+        return Ok(command_response(saga, steps, preference.applied).into_response());
     }
+
     let Some((saga, steps)) = state.engine.store.load(saga_id).await? else {
         return Err(CommandError::SagaNotFound(saga_id.to_owned()));
     };
@@ -507,27 +518,34 @@ fn is_settled(status: SagaStatus) -> bool {
     status.is_finished() || status == SagaStatus::NeedsAttention
 }
 
+/// Waits for the saga to settle and returns the records its task published, if any.
 async fn wait_until_settled(
     state: &AppState,
     saga_id: &str,
-    receiver: Option<watch::Receiver<SagaStatus>>,
+    receiver: Option<watch::Receiver<SagaSnapshot>>,
     wait: Duration,
-) {
+) -> Option<Arc<(SagaRecord, Vec<StepRecord>)>> {
     let deadline = tokio::time::Instant::now() + wait;
     if let Some(mut receiver) = receiver {
-        let _ = tokio::time::timeout_at(deadline, receiver.wait_for(|status| is_settled(*status)))
-            .await;
-        return;
+        let settled = tokio::time::timeout_at(
+            deadline,
+            receiver.wait_for(|snapshot| is_settled(snapshot.status)),
+        )
+        .await;
+        return match settled {
+            Ok(Ok(snapshot)) => snapshot.records.clone(),
+            _ => None,
+        };
     }
     // Another replica drives the saga: poll the store until the deadline.
     loop {
         match state.engine.store.load(saga_id).await {
-            Ok(Some((saga, _))) if is_settled(saga.status) => return,
+            Ok(Some((saga, _))) if is_settled(saga.status) => return None,
             Ok(_) => {}
-            Err(_) => return,
+            Err(_) => return None,
         }
         if tokio::time::Instant::now() + Duration::from_millis(100) > deadline {
-            return;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

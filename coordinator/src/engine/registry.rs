@@ -7,17 +7,26 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::saga::SagaStatus;
+use crate::store::{SagaRecord, StepRecord};
+
+/// The latest state of a saga that its task published after a commit.
+#[derive(Debug, Clone)]
+pub struct SagaSnapshot {
+    pub status: SagaStatus,
+    /// The saga and its steps as committed; absent until the task loaded them.
+    pub records: Option<Arc<(SagaRecord, Vec<StepRecord>)>>,
+}
 
 /// Sagas driven by this process.
 #[derive(Default)]
 pub struct Registry {
-    running: Mutex<HashMap<String, Arc<watch::Sender<SagaStatus>>>>,
+    running: Mutex<HashMap<String, Arc<watch::Sender<SagaSnapshot>>>>,
 }
 
 impl Registry {
     /// Registers a saga about to be driven and returns its status channel, or `None` when
     /// a task of this process drives it already.
-    pub(super) fn begin(&self, saga_id: &str) -> Option<Arc<watch::Sender<SagaStatus>>> {
+    pub(super) fn begin(&self, saga_id: &str) -> Option<Arc<watch::Sender<SagaSnapshot>>> {
         let mut running = self
             .running
             .lock()
@@ -25,7 +34,13 @@ impl Registry {
         if running.contains_key(saga_id) {
             return None;
         }
-        let sender = Arc::new(watch::channel(SagaStatus::Running).0);
+        let sender = Arc::new(
+            watch::channel(SagaSnapshot {
+                status: SagaStatus::Running,
+                records: None,
+            })
+            .0,
+        );
         running.insert(saga_id.to_owned(), Arc::clone(&sender));
         Some(sender)
     }
@@ -39,7 +54,7 @@ impl Registry {
     }
 
     /// Returns a receiver of the saga's status while this process drives it.
-    pub fn subscribe(&self, saga_id: &str) -> Option<watch::Receiver<SagaStatus>> {
+    pub fn subscribe(&self, saga_id: &str) -> Option<watch::Receiver<SagaSnapshot>> {
         let running = self
             .running
             .lock()

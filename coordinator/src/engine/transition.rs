@@ -51,7 +51,10 @@ pub(super) async fn save(
         .store
         .save(&run.saga, &steps, &engine.replica_id, purpose)
         .await?;
-    run.status.send_replace(run.saga.status);
+    run.status.send_replace(super::SagaSnapshot {
+        status: run.saga.status,
+        records: Some(std::sync::Arc::new((run.saga.clone(), run.steps.clone()))),
+    });
     Ok(())
 }
 

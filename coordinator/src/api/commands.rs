@@ -267,7 +267,13 @@ async fn submit(
     {
         return Ok(response);
     }
-    check_entity(state, &command).await?;
+    if let Err(error) = check_entity(state, &command).await {
+        // A concurrent request with the same key may have finished in the meantime, for
+        // example deleting the patient this check looked for: its saga is the answer.
+        let attached =
+            attach_to_existing(state, idempotency_key, &command, &request_hash, preference).await?;
+        return attached.ok_or(error);
+    }
 
     let saga = new_saga(
         state,

@@ -110,11 +110,10 @@ impl From<StoreError> for CommandError {
 
 impl From<sqlx::Error> for CommandError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::StoreUnavailable(error)
-            }
-            other => Self::Internal(other.into()),
+        if kit::db::is_unavailable(&error) {
+            Self::StoreUnavailable(error)
+        } else {
+            Self::Internal(error.into())
         }
     }
 }

@@ -156,6 +156,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Returns true when an error means the database cannot be reached or does not accept
+/// connections now, so the request changed nothing and may be retried: pool timeouts, I/O
+/// errors, and PostgreSQL's connection exceptions (SQLSTATE class 08), "too many
+/// connections" (53300), shutdowns (57P01 to 57P03) and "not accepting connections" (55000).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "57P01" | "57P02" | "57P03" | "55000"
+                )
+        }),
+        _ => false,
+    }
+}
+
 /// Returns true when an error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {

@@ -162,6 +162,11 @@ fn start_service(
         })
         .stdin(Stdio::piped())
         .kill_on_drop(true);
+    // The services log every request; unless RUST_LOG says otherwise, dev shows only their
+    // warnings so that the coordinator's saga log stays readable.
+    if std::env::var_os("RUST_LOG").is_none() {
+        command.env("RUST_LOG", "warn");
+    }
     if service.name == "communication" {
         command
             .arg("--coordinator-url")
@@ -206,6 +211,10 @@ fn coordinator_settings(data_dir: &Path, log_format: LogFormat) -> anyhow::Resul
         participants: ParticipantUrls,
         #[command(flatten)]
         engine: EngineSettings,
+        #[arg(long, env = "COMMAND_WAIT_MS", default_value_t = 5000)]
+        command_wait_ms: u64,
+        #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+        max_body_bytes: usize,
     }
     let defaults = <Defaults as clap::Parser>::try_parse_from(["coordinator"])
         .context("invalid coordinator settings in the environment")?;
@@ -217,8 +226,8 @@ fn coordinator_settings(data_dir: &Path, log_format: LogFormat) -> anyhow::Resul
         bind_addr: ([127, 0, 0, 1], COORDINATOR_PORT).into(),
         participants: defaults.participants,
         engine,
-        command_wait_ms: 5000,
-        max_body_bytes: 64 * 1024,
+        command_wait_ms: defaults.command_wait_ms,
+        max_body_bytes: defaults.max_body_bytes,
         log_format,
         exit_with_parent: false,
     })

@@ -141,7 +141,8 @@ pub async fn delete_patient(
         payload: json!({ "patient_id": patient_id, "reason": reason }),
         dedupe_key: None,
     };
-    submit(&state, &context, &headers, command).await
+    let preference = prefer::parse(&headers, state.default_wait);
+    submit(&state, &context, &headers, command, preference).await
 }
 
 #[utoipa::path(
@@ -169,7 +170,8 @@ pub async fn block_therapist(
         payload: json!({ "therapist_id": therapist_id, "reason": reason }),
         dedupe_key: None,
     };
-    submit(&state, &context, &headers, command).await
+    let preference = prefer::parse(&headers, state.default_wait);
+    submit(&state, &context, &headers, command, preference).await
 }
 
 #[utoipa::path(
@@ -196,7 +198,8 @@ pub async fn unblock_therapist(
         payload: json!({ "therapist_id": therapist_id }),
         dedupe_key: None,
     };
-    submit(&state, &context, &headers, command).await
+    let preference = prefer::parse(&headers, state.default_wait);
+    submit(&state, &context, &headers, command, preference).await
 }
 
 #[utoipa::path(
@@ -211,7 +214,7 @@ pub async fn unblock_therapist(
 pub async fn record_patient_contact(
     State(state): State<AppState>,
     context: SagaContext,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     Json(command): Json<RecordPatientContactCommand>,
 ) -> Result<Response, CommandError> {
     let patient_id = positive_id("patient_id", command.patient_id)?;
@@ -243,11 +246,11 @@ pub async fn record_patient_contact(
     };
 
     // The caller gets 202 at once; the saga delivers the update in the background.
-    headers.insert(
-        "prefer",
-        axum::http::HeaderValue::from_static("respond-async"),
-    );
-    submit(&state, &context, &headers, command).await
+    let preference = WaitPreference {
+        wait: Duration::ZERO,
+        applied: None,
+    };
+    submit(&state, &context, &headers, command, preference).await
 }
 
 /// Attaches to the saga of a repeated command, or checks the entity, commits a new saga,
@@ -257,8 +260,8 @@ async fn submit(
     context: &SagaContext,
     headers: &HeaderMap,
     command: Command,
+    preference: WaitPreference,
 ) -> Result<Response, CommandError> {
-    let preference = prefer::parse(headers, state.default_wait);
     let request_hash = fingerprint(command.saga_type, &command.payload);
     let idempotency_key = context.idempotency_key.as_deref();
 
@@ -380,9 +383,9 @@ async fn check_entity(state: &AppState, command: &Command) -> Result<(), Command
         .send(Call {
             participant,
             endpoint: if entity == "patient" {
-                "/api/patients/{id}"
+                "/api/patients/{patient_id}"
             } else {
-                "/api/therapists/{id}"
+                "/api/therapists/{therapist_id}"
             },
             method: "GET",
             path,

@@ -21,6 +21,7 @@ const MAX_LIMIT: i64 = 500;
 
 /// Filters of the saga list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// running, compensating, completed, compensated, skipped or needs_attention.
     status: Option<String>,
@@ -153,7 +154,18 @@ pub async fn list_sagas(
         limit,
     };
     let page = state.engine.store.list(&filter).await?;
-    let items: Vec<Value> = page.items.iter().map(|saga| saga_view(saga, &[])).collect();
+    // List items leave out the steps, which only GET /api/v1/sagas/{id} shows.
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|saga| {
+            let mut view = saga_view(saga, &[]);
+            if let Value::Object(fields) = &mut view {
+                fields.remove("steps");
+            }
+            view
+        })
+        .collect();
     Ok(axum::Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response())
 }
 

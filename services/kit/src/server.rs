@@ -16,7 +16,6 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -160,9 +159,17 @@ pub async fn shutdown_signal(exit_with_parent: bool) {
         if !exit_with_parent {
             return std::future::pending::<()>().await;
         }
-        let mut stdin = tokio::io::stdin();
-        let mut buffer = [0_u8; 64];
-        while matches!(stdin.read(&mut buffer).await, Ok(n) if n > 0) {}
+        // A plain thread reads stdin: tokio's stdin runs on a blocking-pool thread that the
+        // runtime waits for at shutdown, so a service stopped by SIGTERM would hang until
+        // its parent closed stdin.
+        let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut buffer = [0_u8; 64];
+            let mut stdin = std::io::stdin();
+            while matches!(std::io::Read::read(&mut stdin, &mut buffer), Ok(n) if n > 0) {}
+            let _ = closed.send(());
+        });
+        let _ = stdin_closed.await;
     };
 
     tokio::select! {

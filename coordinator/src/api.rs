@@ -17,11 +17,11 @@ use crate::engine::Engine;
 
 pub use error::CommandError;
 
-/// What every handler shares.
+/// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// How long a command waits for its saga's outcome unless `Prefer` says otherwise.
+    /// How long a command waits for its saga's outcome unless `Prefer` sets another wait.
     pub default_wait: Duration,
 }
 

@@ -61,6 +61,7 @@ enum ParticipantCommand {
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -68,6 +69,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -108,7 +108,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _ = stop.send(());
     let result = coordinator.await;
     for mut child in children {
-        // Closing stdin asks the child to stop; kill it if it does not.
+        // Closing stdin tells the child to stop, and it is killed if it does not.
         drop(child.stdin.take());
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
@@ -120,7 +120,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     result.context("coordinator task failed")?
 }
 
-/// Fails when another program listens on the port, which would otherwise answer in place
+/// Fails when another program listens on the port, which would otherwise respond in place
 /// of the process this command starts.
 fn ensure_port_free(port: u16) -> anyhow::Result<()> {
     match std::net::TcpListener::bind(("127.0.0.1", port)) {
@@ -162,26 +162,30 @@ fn start_service(
         })
         .stdin(Stdio::piped())
         .kill_on_drop(true);
-    // The services log every request; unless RUST_LOG says otherwise, dev shows only their
-    // warnings so that the coordinator's saga log stays readable.
+
+    // The services log every request. Unless RUST_LOG is set, dev shows only their warnings
+    // so that the coordinator's saga log stays readable.
     if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "warn");
     }
+
     if service.name == "communication" {
         command
             .arg("--coordinator-url")
             .arg(local_url(COORDINATOR_PORT));
     }
+
     command
         .spawn()
         .with_context(|| format!("cannot start the {} service", service.name))
 }
 
-/// Polls `/readyz` until it answers 200 or the timeout passes.
+/// Polls `/readyz` until it returns 200 or the timeout passes.
 async fn wait_until_ready(name: &str, port: u16) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let url = format!("{}/readyz", local_url(port));
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+
     loop {
         let ready = client
             .get(&url)
@@ -189,6 +193,7 @@ async fn wait_until_ready(name: &str, port: u16) -> anyhow::Result<()> {
             .send()
             .await
             .is_ok_and(|response| response.status().is_success());
+
         if ready {
             return Ok(());
         }
@@ -239,6 +244,7 @@ fn print_summary(data_dir: &Path) {
         "Curavani stack running on SQLite files in {}",
         data_dir.display()
     );
+
     println!(
         "  coordinator    {}  (sagas: /api/v1/sagas)",
         local_url(COORDINATOR_PORT)
@@ -246,6 +252,7 @@ fn print_summary(data_dir: &Path) {
     for service in &SERVICES {
         println!("  {:<14} {}", service.name, local_url(service.port));
     }
+
     println!();
     println!(
         "Try: curl -s -X POST {}/api/v1/commands/delete-patient \\",

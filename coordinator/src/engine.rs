@@ -47,7 +47,7 @@ struct Run<'a> {
 
 impl Engine {
     /// Starts a task that drives the saga, unless this process drives it already. The
-    /// caller must hold the saga's lease. `resumed` says that the saga comes from the
+    /// caller must hold the saga's lease. `resumed` marks a saga that comes from the
     /// store rather than from a command this process just committed.
     pub fn spawn(
         self: &Arc<Self>,
@@ -57,12 +57,14 @@ impl Engine {
         let status = self.registry.begin(&saga_id)?;
         let receiver = status.subscribe();
         let engine = Arc::clone(self);
+
         let span = info_span!(
             parent: None,
             "saga",
             saga.id = %saga_id,
             saga.type = tracing::field::Empty
         );
+
         tokio::spawn(
             async move {
                 engine.drive(&saga_id, resumed, &status).await;
@@ -70,6 +72,7 @@ impl Engine {
             }
             .instrument(span),
         );
+
         Some(receiver)
     }
 
@@ -142,7 +145,7 @@ impl Engine {
         }
     }
 
-    /// Sends the current forward step and moves the saga on from its answer.
+    /// Sends the current forward step and moves the saga on from its response.
     async fn run_forward_step(&self, run: &mut Run<'_>) -> Result<Next, SaveSagaError> {
         let index = run.saga.current_step;
         let step_definition = run.definition.step(index);
@@ -289,6 +292,7 @@ impl Engine {
                 body.insert(field.name.to_owned(), value);
             }
         }
+
         Call {
             participant: step.participant,
             endpoint: template.path,
@@ -360,6 +364,7 @@ fn fill_path(template: &str, payload: &Value) -> String {
             }
         }
     }
+
     path
 }
 
@@ -368,7 +373,7 @@ fn traceparent(trace_id: &str) -> String {
     format!("00-{trace_id}-{:016x}-01", fastrand::u64(1..))
 }
 
-/// Returns the first field a 2xx answer must have but lacks.
+/// Returns the first field a 2xx response must have but lacks.
 fn missing_field(template: &CallTemplate, body: &Value) -> Option<&'static str> {
     template
         .required_answer_fields

@@ -34,13 +34,13 @@ pub struct Call<'a> {
     pub traceparent: Option<String>,
 }
 
-/// The last answer of a call after its retries.
+/// Final result of a call after its retries.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// The participant answered with this status. `body` is the JSON body, or the text as a
+    /// The participant responded with this status. `body` is the JSON body, or the text as a
     /// JSON string when it is not JSON.
     Answered { status: StatusCode, body: Value },
-    /// No answer, or only 5xx, 408 or 429 answers, until the retries were spent.
+    /// No response, or only 5xx, 408 or 429 responses, until the retries were spent.
     NoAnswer {
         /// Description of how the attempts ended.
         error: String,
@@ -106,11 +106,13 @@ impl ParticipantClient {
                 )
                 .jitter(Jitter::Bounded)
                 .build_with_max_retries(engine.max_retries(participant));
+
             let http = reqwest::Client::builder()
                 .connect_timeout(engine.timeout(participant).min(Duration::from_secs(2)))
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build()
                 .unwrap_or_default();
+
             ClientBuilder::new(http)
                 .with(
                     RetryTransientMiddleware::new_with_policy(policy)
@@ -119,6 +121,7 @@ impl ParticipantClient {
                 .with(AttemptObserver)
                 .build()
         };
+
         Self {
             patient: build(Participant::Patient),
             therapist: build(Participant::Therapist),
@@ -222,6 +225,7 @@ fn is_transient(status: StatusCode) -> bool {
 /// Describes how a call's attempts failed, from the last one.
 fn describe_failure(attempts: &[AttemptResult], source: &str) -> String {
     let count = attempts.len().max(1);
+
     match attempts.last() {
         Some(AttemptResult::ConnectFailed) => {
             format!("connection refused or unreachable ({count} attempts)")
@@ -245,8 +249,8 @@ pub fn preview(body: &Value) -> String {
     text.chars().take(200).collect()
 }
 
-/// Sits inside the retry middleware, so it sees each attempt: records its result, counts it
-/// in `api_calls_total`, and waits out a `Retry-After` before the next attempt.
+/// Middleware inside the retry layer that observes each attempt. It records the result,
+/// counts it in `api_calls_total`, and waits out a `Retry-After` before the next attempt.
 struct AttemptObserver;
 
 #[async_trait::async_trait]
@@ -299,6 +303,7 @@ fn retry_after(response: &Response) -> Option<Duration> {
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
         return None;
     }
+
     let seconds: u64 = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
@@ -307,5 +312,6 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
+
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }

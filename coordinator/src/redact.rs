@@ -1,4 +1,4 @@
-//! Reduces participant answers to ids, statuses and counts before they go into the saga
+//! Reduces participant responses to ids, statuses and counts before they go into the saga
 //! store, which must hold no personal data such as names, emails or phone numbers.
 
 use serde_json::{Map, Value};
@@ -40,12 +40,12 @@ pub fn ids_only(answer: &Value) -> Value {
     }
 }
 
-/// Like [`ids_only`], but keeps strings inside kept keys.
+/// Returns whether `key` is kept: `id`, keys ending in `_id` or `_ids`, and [`KEPT_KEYS`].
 fn is_kept(key: &str) -> bool {
     key == "id" || key.ends_with("_id") || key.ends_with("_ids") || KEPT_KEYS.contains(&key)
 }
 
-/// Reduces an answer for storage: objects keep only kept keys with their values as they
+/// Reduces a response for storage: objects keep only kept keys with their values as they
 /// are, so statuses and dates survive, while top-level text is dropped.
 pub fn for_store(answer: &Value) -> Value {
     match answer {
@@ -59,6 +59,7 @@ pub fn for_store(answer: &Value) -> Value {
     }
 }
 
+/// Reduces a nested value as [`ids_only`] does, but keeps strings inside kept keys.
 fn keep_nested(value: &Value) -> Value {
     match value {
         Value::Object(_) => for_store(value),

@@ -26,8 +26,8 @@ pub struct Settings {
     #[command(flatten)]
     pub engine: EngineSettings,
 
-    /// How long a command waits for its saga's outcome before it answers 202, in
-    /// milliseconds. `Prefer: wait=N` overrides it per request.
+    /// How long a command waits for its saga's outcome before it responds with 202,
+    /// in milliseconds. `Prefer: wait=N` overrides it per request.
     #[arg(long, env = "COMMAND_WAIT_MS", default_value_t = 5000)]
     pub command_wait_ms: u64,
 
@@ -75,8 +75,8 @@ pub struct ParticipantUrls {
 /// Engine settings: leases, sweeps, timeouts and retry budgets.
 #[derive(Debug, Clone, Args)]
 pub struct EngineSettings {
-    /// Name of this coordinator process in leases. Defaults to a random id; give each
-    /// replica a stable one (the pod name) so that a restarted process resumes its own
+    /// Name of this coordinator process in leases. Defaults to a random id. Give each
+    /// replica a stable one (the pod name), so that a restarted process resumes its own
     /// sagas at once instead of after the lease expires.
     #[arg(long, env = "REPLICA_ID")]
     pub replica_id: Option<String>,

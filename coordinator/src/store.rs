@@ -136,6 +136,7 @@ impl SagaStore {
         if !is_unique_violation(&error) {
             return InsertSagaError::Store(error.into());
         }
+
         if saga.idempotency_key.is_some() || saga.dedupe_key.is_some() {
             let existing = self
                 .find_by_key(saga.idempotency_key.as_deref(), saga.dedupe_key.as_deref())
@@ -146,6 +147,7 @@ impl SagaStore {
                 Err(error) => return InsertSagaError::Store(error),
             }
         }
+
         let Some(lock) = &saga.entity_lock else {
             return InsertSagaError::DuplicateKey;
         };
@@ -153,6 +155,7 @@ impl SagaStore {
             .bind(lock)
             .fetch_optional(&self.db.pool)
             .await;
+
         match holder {
             Ok(Some(row)) => InsertSagaError::EntityLocked {
                 entity_lock: lock.clone(),
@@ -198,9 +201,11 @@ impl SagaStore {
             .bind(saga_id)
             .fetch_optional(&self.db.pool)
             .await?;
+
         let Some(row) = row else {
             return Ok(None);
         };
+
         let saga = SagaRecord::from_row(&row)?;
         let steps = self.load_steps(saga_id).await?;
         Ok(Some((saga, steps)))
@@ -230,6 +235,7 @@ impl SagaStore {
         .bind(dedupe_key)
         .fetch_optional(&self.db.pool)
         .await?;
+
         Ok(row.map(|row| row.try_get("id")).transpose()?)
     }
 
@@ -246,6 +252,7 @@ impl SagaStore {
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+
         let sql = format!(
             "UPDATE sagas SET lease_owner = $1, lease_expires_at = $2
              WHERE id IN (
@@ -260,6 +267,7 @@ impl SagaStore {
              AND (lease_owner IS NULL OR lease_expires_at < $3)
              RETURNING id"
         );
+
         let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(now + lease_ms)
@@ -267,9 +275,11 @@ impl SagaStore {
             .bind(limit)
             .fetch_all(&self.db.pool)
             .await?;
+
         if !rows.is_empty() {
             metrics::store_commit("claim");
         }
+
         Ok(rows
             .iter()
             .filter_map(|row| row.try_get("id").ok())
@@ -295,6 +305,7 @@ impl SagaStore {
         .bind(now)
         .execute(&self.db.pool)
         .await?;
+
         Ok(result.rows_affected() == 1)
     }
 
@@ -306,6 +317,7 @@ impl SagaStore {
         lease_ms: i64,
     ) -> Result<(), StoreError> {
         let until = now_ms() + lease_ms;
+
         for chunk in saga_ids.chunks(200) {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
@@ -319,6 +331,7 @@ impl SagaStore {
             }
             query.execute(&self.db.pool).await?;
         }
+
         Ok(())
     }
 
@@ -358,6 +371,7 @@ impl SagaStore {
         )
         .fetch_all(&self.db.pool)
         .await?;
+
         let mut counts = Vec::new();
         for row in rows {
             let status: String = row.try_get("status")?;
@@ -366,6 +380,7 @@ impl SagaStore {
                 counts.push((status, count));
             }
         }
+
         Ok(counts)
     }
 
@@ -446,6 +461,7 @@ async fn insert_saga_row(
     .bind(saga.finished_at.clone())
     .execute(&mut **tx)
     .await?;
+
     Ok(())
 }
 
@@ -478,6 +494,7 @@ async fn update_saga_row(
     .bind(owner)
     .execute(&mut **tx)
     .await?;
+
     Ok(result.rows_affected())
 }
 
@@ -561,6 +578,7 @@ async fn update_step_row(
     .bind(step.index as i64)
     .execute(&mut **tx)
     .await?;
+
     Ok(())
 }
 

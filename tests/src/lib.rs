@@ -1,7 +1,7 @@
-//! Harness of the end-to-end suite: the coordinator and the four participant services as
-//! real processes of the `e2e-stack` binary, each with its own fresh PostgreSQL database (or
-//! SQLite file), optional fault-injecting proxies between the coordinator and a participant,
-//! and typed helpers for the requests the tests make.
+//! Harness of the end-to-end suite. It runs the coordinator and the four participant services
+//! as real processes of the `e2e-stack` binary, each with its own fresh PostgreSQL database
+//! (or SQLite file). It adds optional fault-injecting proxies between the coordinator and a
+//! participant, and typed helpers for the requests the tests make.
 //!
 //! Process output goes to files in a per-test folder whose path the test prints to its
 //! captured output, so it shows when the test fails; with `TEST_LOG` set the output goes to
@@ -128,7 +128,7 @@ impl Default for StackOptions {
 }
 
 impl StackOptions {
-    /// PostgreSQL with proxies in front of the given participants.
+    /// Returns options for PostgreSQL with proxies in front of the given participants.
     pub fn proxied(services: &[Service]) -> Self {
         Self {
             backend: Backend::Postgres,
@@ -161,7 +161,7 @@ impl Answer {
             .map(str::to_owned)
     }
 
-    /// Fails with the whole answer unless the status is `expected`.
+    /// Fails with the whole response unless the status is `expected`.
     pub fn expect(self, expected: StatusCode) -> anyhow::Result<Self> {
         if self.status != expected {
             bail!("expected {expected}, got {}: {}", self.status, self.body);
@@ -191,10 +191,12 @@ impl Drop for Stack {
         for process in self.processes_mut() {
             process.start_kill();
         }
+
         let keep = std::thread::panicking() || std::env::var_os(KEEP_DATABASES).is_some();
         if keep || self.databases.is_empty() {
             return;
         }
+
         // Drop runs inside the test's runtime, which cannot block on async work, so the
         // databases are dropped from a thread with its own runtime.
         let names = std::mem::take(&mut self.databases);
@@ -298,6 +300,7 @@ impl Stack {
         process: Process,
     ) {
         let database_url = database_urls[&service].clone();
+
         self.services.insert(
             service,
             ServiceProcess {
@@ -392,6 +395,7 @@ fn drop_databases(names: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+
     runtime.block_on(async {
         let admin_url = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| kit::testing::DEFAULT_ADMIN_URL.to_owned());
@@ -400,6 +404,7 @@ fn drop_databases(names: &[String]) -> anyhow::Result<()> {
             let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
             admin.execute(statement.as_str()).await?;
         }
+
         admin.close().await?;
         Ok(())
     })
@@ -416,11 +421,13 @@ async fn link_database(url: &str) -> anyhow::Result<(String, TcpLink)> {
         None => (String::new(), rest),
     };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+
     let target = tokio::net::lookup_host(authority)
         .await
         .with_context(|| format!("cannot resolve {authority}"))?
         .next()
         .with_context(|| format!("{authority} has no address"))?;
+
     let link = TcpLink::start(target).await?;
     let linked = format!("{scheme}://{credentials}127.0.0.1:{}/{path}", link.port);
     Ok((linked, link))

@@ -102,10 +102,12 @@ impl Stack {
             let stderr = file.try_clone()?;
             (Stdio::from(file), Stdio::from(stderr), Some(start))
         };
+
         if std::env::var_os("RUST_LOG").is_none() {
             // The readiness check reads the info line that reports the bound port.
             command.env("RUST_LOG", "info,sqlx=warn");
         }
+
         let child = command
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -113,6 +115,7 @@ impl Stack {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {name} from {}", self.binary.display()))?;
+
         Ok(Process {
             name: name.to_owned(),
             child: Some(child),
@@ -126,6 +129,7 @@ impl Stack {
     async fn wait_until_ready(&self, port: u16, process: &mut Process) -> anyhow::Result<()> {
         let url = format!("{}/readyz", local_url(port));
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+
         loop {
             if process.has_bound() {
                 let ready = self
@@ -139,6 +143,7 @@ impl Stack {
                     return Ok(());
                 }
             }
+
             if !process.is_running() {
                 bail!(
                     "{} exited before it became ready on port {port}; see {}",
@@ -172,6 +177,7 @@ impl Stack {
                 Some(port) => port,
                 None => free_port()?,
             };
+
             let mut process = self.spawn(name, &mut command(port))?;
             match self.wait_until_ready(port, &mut process).await {
                 Ok(()) => return Ok((port, process)),
@@ -203,6 +209,7 @@ impl Stack {
             .arg(format!("127.0.0.1:{port}"))
             .env_remove("DATABASE_URL")
             .env_remove("BIND_ADDR");
+
         if service == Service::Communication {
             command
                 .arg("--coordinator-url")
@@ -210,6 +217,7 @@ impl Stack {
                 .arg("--outbox-poll-interval-ms")
                 .arg("200");
         }
+
         command
     }
 
@@ -218,6 +226,7 @@ impl Stack {
             Some(proxy) => proxy.url.clone(),
             None => self.service_url(service),
         };
+
         let mut command = Command::new(&self.binary);
         command
             .arg("serve")
@@ -228,6 +237,7 @@ impl Stack {
             .env("MATCHING_SERVICE_URL", participant_url(Service::Matching))
             .env("REPLICA_ID", replica_id)
             .envs(COORDINATOR_TIMINGS);
+
         command
     }
 

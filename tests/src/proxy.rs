@@ -1,6 +1,6 @@
 //! A scripted HTTP proxy that sits between the coordinator and one participant service and
-//! injects faults: it answers with a status without forwarding, forwards and then holds the
-//! answer back past the caller's timeout, or holds requests until the test releases them.
+//! injects faults: it responds with a status without forwarding, forwards and then holds the
+//! response back past the caller's timeout, or holds requests until the test releases them.
 //!
 //! Rules match a method and a path prefix; the first matching rule with uses left applies.
 //! Requests that no rule matches are forwarded unchanged. Every request is recorded, so tests
@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Largest request or answer body the proxy passes on.
+/// Maximum size of a request or response body the proxy passes on.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Headers that describe one connection and must not be copied to the next hop.
@@ -38,7 +38,7 @@ const HOP_BY_HOP: [HeaderName; 4] = [
 /// What a rule does with a matching request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Answer with this status and a problem body without forwarding.
+    /// Respond with this status and a problem body without forwarding.
     Respond(StatusCode),
     /// Forward, then wait this long before passing the answer back.
     DelayAnswer(Duration),
@@ -96,6 +96,7 @@ impl Proxy {
             .await
             .context("cannot bind the proxy to 127.0.0.1")?;
         let address = listener.local_addr()?;
+
         let state = Arc::new(ProxyState {
             target: target.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
@@ -106,12 +107,14 @@ impl Proxy {
             answered: Mutex::new(Vec::new()),
             releases: watch::Sender::new(0),
         });
+
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+
         Ok(Self {
             url: format!("http://{address}"),
             state,
@@ -209,6 +212,7 @@ impl Proxy {
         timeout: Duration,
     ) -> anyhow::Result<Vec<StatusCode>> {
         let deadline = tokio::time::Instant::now() + timeout;
+
         loop {
             let answered = self.answered_exact(method, path);
             if answered.len() >= count {
@@ -244,6 +248,7 @@ impl Proxy {
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
+
         while self.seen(method, path_prefix) < count {
             if tokio::time::Instant::now() > deadline {
                 bail!(
@@ -254,6 +259,7 @@ impl Proxy {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+
         Ok(())
     }
 }
@@ -312,6 +318,7 @@ fn next_action(state: &ProxyState, method: &Method, path: &str) -> Option<Action
         method: method.clone(),
         path: path.to_owned(),
     });
+
     let mut rules = state.rules.lock().unwrap();
     let rule = rules.iter_mut().find(|rule| {
         let path_matches = if rule.exact {
@@ -321,6 +328,7 @@ fn next_action(state: &ProxyState, method: &Method, path: &str) -> Option<Action
         };
         rule.method == method && path_matches && rule.remaining != Some(0)
     })?;
+
     if let Some(remaining) = &mut rule.remaining {
         *remaining -= 1;
     }

@@ -24,10 +24,12 @@ impl Stack {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+
         let answer = request
             .send()
             .await
             .with_context(|| format!("{method} {url} failed"))?;
+
         into_answer(answer).await
     }
 
@@ -43,10 +45,12 @@ impl Stack {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+
         let answer = request
             .send()
             .await
             .with_context(|| format!("{method} {url} failed"))?;
+
         into_answer(answer).await
     }
 
@@ -225,6 +229,7 @@ impl Stack {
         timeout: Duration,
     ) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
+
         loop {
             let answer = self.get_saga_from(index, saga_id).await;
             let last = match answer {
@@ -237,6 +242,7 @@ impl Stack {
                 Ok(answer) => format!("{}: {}", answer.status, answer.body),
                 Err(error) => format!("{error:#}"),
             };
+
             if tokio::time::Instant::now() > deadline {
                 bail!("saga {saga_id} did not reach {status} within {timeout:?}; last: {last}");
             }
@@ -259,11 +265,13 @@ impl Stack {
         done: impl Fn(&Answer) -> bool,
     ) -> anyhow::Result<Answer> {
         let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+
         loop {
             let answer = self.get(service, path).await?;
             if done(&answer) {
                 return Ok(answer);
             }
+
             if tokio::time::Instant::now() > deadline {
                 bail!(
                     "{what} did not happen within {POLL_TIMEOUT:?}; last GET {path}: {} {}",

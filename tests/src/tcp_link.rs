@@ -42,6 +42,7 @@ impl TcpLink {
     fn serve(&self, listener: TcpListener) {
         let target = self.target;
         let connections = Arc::clone(&self.connections);
+
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let connection = tokio::spawn(async move {
@@ -52,6 +53,7 @@ impl TcpLink {
                 connections.lock().unwrap().push(connection);
             }
         });
+
         *self.accept.lock().unwrap() = Some(task);
     }
 

@@ -62,6 +62,7 @@ fn check(case: &Case, answer: &Answer) -> Option<String> {
             answer.status, case.status
         ));
     }
+
     let content_type = answer.header("content-type").unwrap_or_default();
     if !content_type.contains("json") {
         problems.push(format!("content type {content_type:?}"));
@@ -83,6 +84,7 @@ fn check(case: &Case, answer: &Answer) -> Option<String> {
             ));
         }
     }
+
     if problems.is_empty() {
         return None;
     }

@@ -31,10 +31,12 @@ async fn send_at_once(
             stack.post_command(command, &body, &headers).await
         });
     }
+
     let mut answers = Vec::new();
     while let Some(answer) = tasks.join_next().await {
         answers.push(answer??);
     }
+
     Ok(answers)
 }
 
@@ -341,7 +343,7 @@ async fn one_key_on_two_replicas_at_once_starts_one_saga() -> anyhow::Result<()>
     let stack = Arc::new(stack);
     let patient = stack.create_patient().await?;
     let key = new_key();
-    // As above, the saga waits at its pivot until every request has its answer.
+    // As above, the saga waits at its pivot until every request has its response.
     stack
         .proxy(Service::Patient)
         .hold(Method::DELETE, "/api/patients/");

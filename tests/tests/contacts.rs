@@ -18,6 +18,7 @@ async fn send_email(stack: &Stack, patient: i64) -> anyhow::Result<i64> {
         )
         .await?
         .expect(StatusCode::CREATED)?;
+
     let id = email.body["id"].as_i64().expect("email id");
     stack
         .patch(
@@ -27,6 +28,7 @@ async fn send_email(stack: &Stack, patient: i64) -> anyhow::Result<i64> {
         )
         .await?
         .expect(StatusCode::OK)?;
+
     Ok(id)
 }
 

@@ -34,6 +34,7 @@ async fn start_delete_held_at_pivot(
     stack
         .proxy(Service::Patient)
         .hold(Method::DELETE, "/api/patients/");
+
     let answer = stack
         .post_command_to(
             coordinator,
@@ -43,10 +44,12 @@ async fn start_delete_held_at_pivot(
         )
         .await?
         .expect(StatusCode::ACCEPTED)?;
+
     stack
         .proxy(Service::Patient)
         .wait_for_seen(&Method::DELETE, "/api/patients/", 1, POLL_TIMEOUT)
         .await?;
+
     Ok(answer.saga_id().expect("the answer names its saga"))
 }
 
@@ -62,7 +65,7 @@ async fn killed_coordinator_resumes_saga_after_restart() -> anyhow::Result<()> {
     let saga_id = start_delete_held_at_pivot(&stack, 0, patient, "Absturztest").await?;
 
     stack.kill_coordinator(0).await?;
-    // The held DELETE now reaches the patient service, but nobody receives its response.
+    // The held DELETE now reaches the patient service, but no client receives its response.
     stack.proxy(Service::Patient).release();
     stack
         .wait_for(
@@ -144,10 +147,12 @@ async fn start_delete_failing_at_pivot(stack: &Stack, patient: i64) -> anyhow::R
         )
         .await?
         .expect(StatusCode::ACCEPTED)?;
+
     stack
         .proxy(Service::Patient)
         .wait_for_seen(&Method::DELETE, "/api/patients/", 1, POLL_TIMEOUT)
         .await?;
+
     Ok(answer.saga_id().expect("the answer names its saga"))
 }
 
@@ -204,10 +209,12 @@ async fn set_store_connections(stack: &Stack, allowed: bool) -> anyhow::Result<(
     let name = stack.store_database_name()?;
     let admin_url = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| kit::testing::DEFAULT_ADMIN_URL.to_owned());
+
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
     admin
         .execute(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allowed}").as_str())
         .await?;
+
     if !allowed {
         admin
             .execute(
@@ -219,6 +226,7 @@ async fn set_store_connections(stack: &Stack, allowed: bool) -> anyhow::Result<(
             )
             .await?;
     }
+
     admin.close().await?;
     Ok(())
 }
@@ -356,7 +364,7 @@ async fn saga_cut_off_from_store_completes_later() -> anyhow::Result<()> {
         )
         .await?;
     // The outage lasts longer than the store pool's 5 s acquire timeout, so the save of the
-    // DELETE's answer fails instead of waiting for the store to return. This is the length
+    // DELETE's response fails instead of waiting for the store to return. This is the length
     // of the fault, not a wait for a state.
     tokio::time::sleep(STORE_OUTAGE).await;
     wait_for_readiness(&stack, StatusCode::SERVICE_UNAVAILABLE).await?;

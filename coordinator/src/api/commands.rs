@@ -37,7 +37,7 @@ const MAX_INSERT_ATTEMPTS: u32 = 3;
 #[serde(deny_unknown_fields)]
 pub struct DeletePatientCommand {
     pub patient_id: i64,
-    /// Why the patient is deleted; noted on the cancelled searches.
+    /// Reason for the deletion, noted on the cancelled searches.
     pub reason: Option<String>,
 }
 
@@ -57,7 +57,7 @@ pub struct UnblockTherapistCommand {
     pub therapist_id: i64,
 }
 
-/// How the patient was contacted.
+/// Channel through which the patient was contacted.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactChannel {
@@ -120,8 +120,16 @@ fn bounded_text(field: &str, text: &str, max: usize) -> Result<String, CommandEr
         (status = 200, description = "Saga completed: searches cancelled, patient deleted"),
         (status = 202, description = "Saga still running or waiting for an operator"),
         (status = 404, description = "Unknown patient", body = kit::error::Problem),
-        (status = 409, description = "Another saga runs on this patient", body = kit::error::Problem),
-        (status = 503, description = "A participant was unavailable; rolled back", body = kit::error::Problem),
+        (
+            status = 409,
+            description = "Another saga runs on this patient",
+            body = kit::error::Problem
+        ),
+        (
+            status = 503,
+            description = "A participant was unavailable; rolled back",
+            body = kit::error::Problem
+        ),
     )
 )]
 pub async fn delete_patient(
@@ -135,12 +143,14 @@ pub async fn delete_patient(
         Some(reason) => Some(bounded_text("reason", reason, MAX_REASON_LEN)?),
         None => None,
     };
+
     let command = Command {
         saga_type: SagaType::DeletePatient,
         entity_id: patient_id,
         payload: json!({ "patient_id": patient_id, "reason": reason }),
         dedupe_key: None,
     };
+
     let preference = prefer::parse(&headers, state.default_wait);
     submit(&state, &context, &headers, command, preference).await
 }
@@ -152,8 +162,16 @@ pub async fn delete_patient(
         (status = 200, description = "Saga completed: inquiries cancelled, therapist gesperrt"),
         (status = 202, description = "Saga still running or waiting for an operator"),
         (status = 404, description = "Unknown therapist", body = kit::error::Problem),
-        (status = 409, description = "Already gesperrt, or another saga runs on this therapist", body = kit::error::Problem),
-        (status = 503, description = "A participant was unavailable; rolled back", body = kit::error::Problem),
+        (
+            status = 409,
+            description = "Already gesperrt, or another saga runs on this therapist",
+            body = kit::error::Problem
+        ),
+        (
+            status = 503,
+            description = "A participant was unavailable; rolled back",
+            body = kit::error::Problem
+        ),
     )
 )]
 pub async fn block_therapist(
@@ -164,12 +182,14 @@ pub async fn block_therapist(
 ) -> Result<Response, CommandError> {
     let therapist_id = positive_id("therapist_id", command.therapist_id)?;
     let reason = bounded_text("reason", &command.reason, MAX_REASON_LEN)?;
+
     let command = Command {
         saga_type: SagaType::BlockTherapist,
         entity_id: therapist_id,
         payload: json!({ "therapist_id": therapist_id, "reason": reason }),
         dedupe_key: None,
     };
+
     let preference = prefer::parse(&headers, state.default_wait);
     submit(&state, &context, &headers, command, preference).await
 }
@@ -181,8 +201,16 @@ pub async fn block_therapist(
         (status = 200, description = "Saga completed: exclusions lifted, therapist aktiv"),
         (status = 202, description = "Saga still running or waiting for an operator"),
         (status = 404, description = "Unknown therapist", body = kit::error::Problem),
-        (status = 409, description = "Not gesperrt, or another saga runs on this therapist", body = kit::error::Problem),
-        (status = 503, description = "A participant was unavailable; rolled back", body = kit::error::Problem),
+        (
+            status = 409,
+            description = "Not gesperrt, or another saga runs on this therapist",
+            body = kit::error::Problem
+        ),
+        (
+            status = 503,
+            description = "A participant was unavailable; rolled back",
+            body = kit::error::Problem
+        ),
     )
 )]
 pub async fn unblock_therapist(
@@ -192,12 +220,14 @@ pub async fn unblock_therapist(
     Json(command): Json<UnblockTherapistCommand>,
 ) -> Result<Response, CommandError> {
     let therapist_id = positive_id("therapist_id", command.therapist_id)?;
+
     let command = Command {
         saga_type: SagaType::UnblockTherapist,
         entity_id: therapist_id,
         payload: json!({ "therapist_id": therapist_id }),
         dedupe_key: None,
     };
+
     let preference = prefer::parse(&headers, state.default_wait);
     submit(&state, &context, &headers, command, preference).await
 }
@@ -318,7 +348,7 @@ async fn submit(
     respond_when_settled(state, &saga.id, receiver, preference).await
 }
 
-/// Returns the answer for an existing saga with the same idempotency key or source event.
+/// Returns the response for an existing saga with the same idempotency key or source event.
 async fn attach_to_existing(
     state: &AppState,
     idempotency_key: Option<&str>,
@@ -361,8 +391,8 @@ async fn attach_to_existing(
         .map(Some)
 }
 
-/// Answers 404 for an unknown patient or therapist, and 409 for a therapist already in the
-/// requested state, before anything starts.
+/// Rejects an unknown patient or therapist with 404, and a therapist already in the
+/// requested state with 409, before anything starts.
 async fn check_entity(state: &AppState, command: &Command) -> Result<(), CommandError> {
     let (participant, entity, path) = match command.saga_type {
         SagaType::DeletePatient => (
@@ -408,7 +438,7 @@ async fn check_entity(state: &AppState, command: &Command) -> Result<(), Command
             })
         }
         Outcome::Answered { status, .. } => Err(CommandError::Internal(anyhow::anyhow!(
-            "{entity} service answered the existence check with {status}"
+            "{entity} service responded to the existence check with {status}"
         ))),
         Outcome::NoAnswer { error, .. } => {
             tracing::warn!(participant = participant.as_str(), error = %error,
@@ -425,6 +455,7 @@ fn check_therapist_status(command: &Command, therapist: &Value) -> Result<(), Co
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or("");
+
     match command.saga_type {
         SagaType::BlockTherapist if status == "gesperrt" => Err(CommandError::StateConflict {
             detail: format!("therapist {} is already gesperrt", command.entity_id),
@@ -450,6 +481,7 @@ fn new_saga(
     let now = now_rfc3339();
     let now_millis = now_ms();
     let lease_ms = i64::try_from(state.engine.settings.lease_duration_ms).unwrap_or(i64::MAX);
+
     SagaRecord {
         id: uuid::Uuid::now_v7().to_string(),
         saga_type: command.saga_type,
@@ -498,9 +530,9 @@ fn fingerprint(saga_type: SagaType, payload: &Value) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Waits until the saga settles or the deadline passes, then returns the answer for the
-/// state it reached. The state published by the saga's task is used when it is there, so a
-/// command that completes in time costs no read of the store.
+/// Waits until the saga settles or the deadline passes, then returns the response for
+/// the state it reached. The state published by the saga's task is used when it is there,
+/// so a command that completes in time costs no read of the store.
 async fn respond_when_settled(
     state: &AppState,
     saga_id: &str,
@@ -535,6 +567,7 @@ async fn wait_until_settled(
     wait: Duration,
 ) -> Option<Arc<(SagaRecord, Vec<StepRecord>)>> {
     let deadline = tokio::time::Instant::now() + wait;
+
     if let Some(mut receiver) = receiver {
         let settled = tokio::time::timeout_at(
             deadline,
@@ -546,6 +579,7 @@ async fn wait_until_settled(
             _ => None,
         };
     }
+
     // Another replica drives the saga: poll the store until the deadline.
     loop {
         match state.engine.store.load(saga_id).await {

@@ -34,7 +34,7 @@ pub enum CommandError {
          key"
     )]
     KeyReused { key: String },
-    /// A participant did not answer the existence check, so nothing was started.
+    /// A participant did not respond to the existence check, so nothing was started.
     #[error("{}", precheck_unavailable_message(*.saga_type))]
     ParticipantUnavailable { saga_type: SagaType },
     /// A source event already reported with other values.
@@ -53,7 +53,8 @@ pub enum CommandError {
     Internal(#[source] anyhow::Error),
 }
 
-/// The user-facing message when a participant is unavailable and nothing was changed.
+/// Returns the user-facing message for when a participant is unavailable and nothing was
+/// changed.
 pub fn unavailable_message(saga_type: SagaType) -> &'static str {
     match saga_type {
         SagaType::DeletePatient => {
@@ -71,7 +72,8 @@ pub fn unavailable_message(saga_type: SagaType) -> &'static str {
     }
 }
 
-/// The message when the service that owns the entity does not answer the existence check.
+/// Returns the message for when the service that owns the entity does not respond to the
+/// existence check.
 fn precheck_unavailable_message(saga_type: SagaType) -> &'static str {
     match saga_type {
         SagaType::DeletePatient => {
@@ -146,19 +148,23 @@ pub fn problem(status: StatusCode, detail: &str, extra: Value) -> Response {
         "status": status.as_u16(),
         "detail": detail,
     });
+
     if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
         body.extend(extra);
     }
+
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
+
     response
 }
 
@@ -168,6 +174,7 @@ impl IntoResponse for CommandError {
             Self::Invalid(error) => return error.into_response(),
             other => other,
         };
+
         let status = error.status();
         match &error {
             Self::Internal(cause) => {
@@ -183,6 +190,7 @@ impl IntoResponse for CommandError {
             }
             _ => {}
         }
+
         let extra = match &error {
             Self::EntityLocked {
                 holder_id,
@@ -193,6 +201,7 @@ impl IntoResponse for CommandError {
             Self::SourceReused { .. } => json!({ "field": "source_id" }),
             _ => json!({}),
         };
+
         problem(status, &error.to_string(), extra)
     }
 }
@@ -238,6 +247,7 @@ mod tests {
                 StatusCode::NOT_FOUND,
             ),
         ];
+
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error:?}");
         }

@@ -1,11 +1,11 @@
-//! The RFC 7240 `Prefer` header of commands: `respond-async` answers once the saga is
-//! committed; `wait=N` waits up to N seconds for the outcome.
+//! The RFC 7240 `Prefer` header of commands: `respond-async` responds once the saga is
+//! committed, and `wait=N` waits up to N seconds for the outcome.
 
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 
-/// Longest wait a client may ask for.
+/// Maximum wait a client may request.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a command waits for its saga's outcome.
@@ -31,7 +31,7 @@ impl AppliedPreference {
     }
 }
 
-/// Reads the `Prefer` headers. Unknown preferences are ignored, as RFC 7240 asks.
+/// Reads the `Prefer` headers. Unknown preferences are ignored, as RFC 7240 requires.
 pub fn parse(headers: &HeaderMap, default_wait: Duration) -> WaitPreference {
     let mut respond_async = false;
     let mut wait_seconds: Option<u64> = None;

@@ -53,6 +53,7 @@ fn parse_time(field: &str, raw: &Option<String>) -> Result<Option<String>, Comma
     let Some(raw) = raw else {
         return Ok(None);
     };
+
     chrono::DateTime::parse_from_rfc3339(raw)
         .map(|time| {
             Some(
@@ -96,6 +97,7 @@ pub async fn list_sagas(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, CommandError> {
+    // Validate the query parameters.
     if let Some(status) = &params.status {
         if SagaStatus::parse(status).is_none() {
             return Err(ApiError::bad_request(
@@ -143,6 +145,7 @@ pub async fn list_sagas(
         None => None,
     };
 
+    // Load one page of sagas.
     let filter = SagaFilter {
         status: params.status.clone(),
         saga_type: params.saga_type.clone(),
@@ -154,6 +157,7 @@ pub async fn list_sagas(
         limit,
     };
     let page = state.engine.store.list(&filter).await?;
+
     // List items leave out the steps, which only GET /api/v1/sagas/{id} shows.
     let items: Vec<Value> = page
         .items

@@ -1,5 +1,5 @@
-//! The JSON form of a saga in the status API, and the answer a command gets for the state
-//! its saga reached.
+//! The JSON form of a saga in the status API, and the response a command gets for the
+//! state its saga reached.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -87,7 +87,7 @@ pub fn saga_location(saga_id: &str) -> String {
     format!("/api/v1/sagas/{saga_id}")
 }
 
-/// Maps the state a saga reached to the command's answer: 200 when completed or skipped,
+/// Maps the state a saga reached to the command's response: 200 when completed or skipped,
 /// 202 while running or waiting for an operator, 503 when rolled back because a
 /// participant was unavailable, 404 or 409 when a participant refused.
 pub fn command_response(
@@ -96,6 +96,7 @@ pub fn command_response(
     applied: Option<AppliedPreference>,
 ) -> Response {
     let view = saga_view(saga, steps);
+
     let mut response = match saga.status {
         // The communication service's contact reports are always accepted with 202.
         SagaStatus::Completed | SagaStatus::Skipped
@@ -133,11 +134,13 @@ pub fn command_response(
             }
         },
     };
+
     if let Some(applied) = applied {
         if let Ok(value) = HeaderValue::from_str(&applied.header_value()) {
             response.headers_mut().insert("preference-applied", value);
         }
     }
+
     response
 }
 

@@ -31,9 +31,11 @@ impl Registry {
             .running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+
         if running.contains_key(saga_id) {
             return None;
         }
+
         let sender = Arc::new(
             watch::channel(SagaSnapshot {
                 status: SagaStatus::Running,
@@ -41,6 +43,7 @@ impl Registry {
             })
             .0,
         );
+
         running.insert(saga_id.to_owned(), Arc::clone(&sender));
         Some(sender)
     }

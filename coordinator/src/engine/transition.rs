@@ -4,7 +4,7 @@
 //!
 //! Moves: running → running (next step), running → completed, running → compensating,
 //! running → skipped, running/compensating → needs_attention (retries spent or a broken
-//! answer), needs_attention → running/compensating (a later round succeeds),
+//! response), needs_attention → running/compensating (a later round succeeds),
 //! compensating → compensated.
 
 use std::time::Duration;
@@ -46,15 +46,18 @@ pub(super) async fn save(
     if run.saga.lease_owner.is_some() {
         run.saga.lease_expires_at = Some(now_ms() + engine.settings.lease_duration_ms as i64);
     }
+
     let steps: Vec<_> = changed.iter().map(|&index| &run.steps[index]).collect();
     engine
         .store
         .save(&run.saga, &steps, &engine.replica_id, purpose)
         .await?;
+
     run.status.send_replace(super::SagaSnapshot {
         status: run.saga.status,
         records: Some(std::sync::Arc::new((run.saga.clone(), run.steps.clone()))),
     });
+
     Ok(())
 }
 
@@ -185,11 +188,13 @@ pub(super) async fn skip(
 ) -> Result<Next, SaveSagaError> {
     record_answer(run, index, status, body);
     run.steps[index].status = StepStatus::Failed;
+
     let reason = format!(
         "{} {} no longer exists",
         run.saga.entity.as_str(),
         run.saga.entity_id
     );
+
     finish(
         engine,
         run,
@@ -219,11 +224,13 @@ pub(super) async fn park_for_contract(
     } else {
         step.compensation_error = Some(error.clone());
     }
+
     tracing::error!(
         step = step.name,
         missing,
         "participant answer breaks the contract"
     );
+
     let reason = format!("{} {}: {error}", step.participant, step.name);
     park(
         engine,
@@ -250,8 +257,10 @@ async fn begin_compensation(
     run.saga.failed_rounds = 0;
     run.saga.failure_kind = Some(failure_kind.to_owned());
     run.saga.outcome_reason = Some(reason);
+
     tracing::warn!(step = index, failure_kind, "compensation begins");
     save(engine, run, &[index], "begin-compensation").await?;
+
     Ok(Next::Continue)
 }
 
@@ -278,6 +287,7 @@ pub(super) async fn compensated(
     changed: &[usize],
 ) -> Result<Next, SaveSagaError> {
     let reason = run.saga.outcome_reason.clone();
+
     finish(
         engine,
         run,
@@ -289,7 +299,7 @@ pub(super) async fn compensated(
     .await
 }
 
-/// Handles the answer to a compensating call.
+/// Handles the response to a compensating call.
 pub(super) async fn compensation_answered(
     engine: &Engine,
     run: &mut Run<'_>,
@@ -409,12 +419,14 @@ async fn park(
         reason = %reason,
         "saga needs attention; it waits for an operator to retry it"
     );
+
     run.saga.status = SagaStatus::NeedsAttention;
     run.saga.failure_kind = Some(failure_kind.to_owned());
     run.saga.outcome_reason = Some(reason);
     run.saga.next_attempt_at = None;
     run.saga.lease_owner = None;
     run.saga.lease_expires_at = None;
+
     save(engine, run, &[index], purpose).await?;
     Ok(Next::Released)
 }

@@ -79,7 +79,7 @@ impl Participant {
     }
 }
 
-/// Where the value of a request body field comes from.
+/// Source of the value of a request body field.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueSource {
@@ -102,12 +102,12 @@ pub struct CallTemplate {
     pub method: &'static str,
     pub path: &'static str,
     pub body: &'static [BodyField],
-    /// Fields a 2xx answer must contain; an answer without them breaks the contract and
+    /// Fields a 2xx response must contain. A response without them breaks the contract and
     /// parks the saga instead of guessing.
     pub required_answer_fields: &'static [&'static str],
 }
 
-/// What a 404 answer to a forward call means.
+/// Meaning of a 404 response to a forward call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotFoundRule {
@@ -146,7 +146,7 @@ pub struct SagaDefinition {
 }
 
 impl SagaDefinition {
-    /// Returns the step at `index`, which the engine only asks for within bounds.
+    /// Returns the step at `index`, which the engine only requests within bounds.
     pub fn step(&self, index: usize) -> &'static StepDefinition {
         &self.steps[index]
     }

@@ -1,5 +1,5 @@
 //! `record-patient-contact`: move the patient's letzter_kontakt forward. It has one step and
-//! nothing to undo; it is retried until the patient service answers, and skipped when the
+//! nothing to undo; it is retried until the patient service responds, and skipped when the
 //! patient no longer exists.
 
 use super::definition::*;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-/// Where a saga stands.
+/// Lifecycle status of a saga.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {
@@ -16,12 +16,12 @@ pub enum SagaStatus {
     Compensated,
     /// There was nothing to do, for example because the patient no longer exists.
     Skipped,
-    /// Retries are spent or an answer broke the contract. Still retried with backoff unless
+    /// Retries are spent or a response broke the contract. Still retried with backoff unless
     /// parked, and shown until an operator or a later attempt resolves it.
     NeedsAttention,
 }
 
-/// Which way a saga that is not finished moves.
+/// Direction in which an unfinished saga moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -29,7 +29,7 @@ pub enum Phase {
     Backward,
 }
 
-/// Where a step's forward call stands.
+/// Status of a step's forward call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
@@ -41,7 +41,7 @@ pub enum StepStatus {
     Failed,
 }
 
-/// Where a step's compensation stands.
+/// Status of a step's compensation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CompensationStatus {

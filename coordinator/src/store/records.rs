@@ -1,4 +1,4 @@
-//! A saga and its steps as the engine holds them in memory and the store keeps them.
+//! A saga and its steps as the engine keeps them in memory and the store persists them.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -60,7 +60,7 @@ pub struct StepRecord {
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub last_status_code: Option<i64>,
-    /// The participant's last answer, reduced to ids and statuses.
+    /// The participant's last response, reduced to ids and statuses.
     pub last_answer: Option<Value>,
     pub last_error: Option<String>,
     pub compensation_status: CompensationStatus,

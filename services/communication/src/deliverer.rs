@@ -59,6 +59,7 @@ pub(crate) fn spawn_outbox_deliverer(
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()?;
+
     let base = settings.coordinator_url.as_str().trim_end_matches('/');
     let deliverer = Deliverer {
         db,
@@ -68,6 +69,7 @@ pub(crate) fn spawn_outbox_deliverer(
         failures_in_a_row: 0,
         database_failures_in_a_row: 0,
     };
+
     Ok(tokio::spawn(deliverer.run(wake, stop)))
 }
 
@@ -93,7 +95,7 @@ struct DueReport {
     attempts: i64,
 }
 
-/// What the coordinator's response means for a report.
+/// Effect of the coordinator's response on a report.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Delivered,
@@ -199,6 +201,7 @@ impl Deliverer {
 
     async fn record(&mut self, report: &DueReport, outcome: Outcome) -> Result<(), sqlx::Error> {
         let now = timestamp(Utc::now());
+
         match outcome {
             Outcome::Delivered => {
                 sqlx::query(
@@ -211,6 +214,7 @@ impl Deliverer {
                 .bind(&now)
                 .execute(&self.db.pool)
                 .await?;
+
                 metrics::counter!(CONTACT_REPORTS_TOTAL, "outcome" => "delivered").increment(1);
                 self.note_coordinator_responded();
                 tracing::info!(
@@ -230,6 +234,7 @@ impl Deliverer {
                 .bind(&error)
                 .execute(&self.db.pool)
                 .await?;
+
                 metrics::counter!(CONTACT_REPORTS_TOTAL, "outcome" => "rejected").increment(1);
                 self.note_coordinator_responded();
                 tracing::warn!(
@@ -244,6 +249,7 @@ impl Deliverer {
                 let attempts = report.attempts + 1;
                 let delay = retry_delay(attempts, fastrand::f64());
                 let next_attempt_at = Utc::now() + delay;
+
                 sqlx::query(
                     "UPDATE contact_outbox
                      SET attempts = $2, next_attempt_at = $3, last_error = $4
@@ -255,10 +261,12 @@ impl Deliverer {
                 .bind(&error)
                 .execute(&self.db.pool)
                 .await?;
+
                 metrics::counter!(CONTACT_REPORTS_TOTAL, "outcome" => "retried").increment(1);
                 self.note_failure(report, attempts, delay, &error);
             }
         }
+
         Ok(())
     }
 
@@ -274,6 +282,7 @@ impl Deliverer {
 
     fn note_failure(&mut self, report: &DueReport, attempts: i64, delay: Duration, error: &str) {
         self.failures_in_a_row += 1;
+
         if is_warning_due(self.failures_in_a_row) {
             tracing::warn!(
                 outbox.id = report.id,

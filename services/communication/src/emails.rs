@@ -1,5 +1,5 @@
 //! Emails to patients and therapists. An email to a patient that becomes `Gesendet`, or whose
-//! answer arrives, queues a contact report in the same transaction.
+//! reply arrives, queues a contact report in the same transaction.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,7 +65,7 @@ pub struct Email {
     pub antwort_erhalten: bool,
     /// When the email last became `Gesendet` (RFC 3339).
     pub gesendet_am: Option<String>,
-    /// When the answer was recorded (RFC 3339); empty while `antwort_erhalten` is false.
+    /// When the reply was recorded (RFC 3339); empty while `antwort_erhalten` is false.
     pub antwort_am: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -97,6 +97,7 @@ impl TryFrom<EmailRow> for Email {
                 row.status
             ))
         })?;
+
         Ok(Self {
             id: row.id,
             patient_id: row.patient_id,

@@ -38,6 +38,7 @@ pub fn check_text(field: &str, text: &str, max_chars: Option<usize>) -> Result<(
             format!("{field} must not be empty"),
         ));
     }
+
     if let Some(max_chars) = max_chars {
         let chars = text.chars().count();
         if chars > max_chars {
@@ -47,6 +48,7 @@ pub fn check_text(field: &str, text: &str, max_chars: Option<usize>) -> Result<(
             ));
         }
     }
+
     Ok(())
 }
 

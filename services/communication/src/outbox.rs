@@ -26,7 +26,7 @@ impl Channel {
     }
 }
 
-/// Where a report stands: waiting, accepted by the coordinator, or refused with a 4xx.
+/// Delivery state of a report: waiting, accepted by the coordinator, or rejected with a 4xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {

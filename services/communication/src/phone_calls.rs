@@ -98,6 +98,7 @@ impl TryFrom<PhoneCallRow> for PhoneCall {
                 row.status
             ))
         })?;
+
         Ok(Self {
             id: row.id,
             patient_id: row.patient_id,

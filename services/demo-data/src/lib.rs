@@ -82,6 +82,7 @@ impl fmt::Display for SeedReport {
                 "demo data skipped: the patient service already has patients"
             );
         }
+
         write!(
             formatter,
             "demo data created: {} patients, {} therapists, {} Platzsuchen with {} Ausschlüsse, \

@@ -86,11 +86,13 @@ impl PlannedSearch {
                 })
             })
             .collect();
+
         let mut body = json!({
             "patient_id": ids.patients[self.patient],
             "status": self.status,
             "ausschluesse": ausschluesse,
         });
+
         if let Some(notizen) = self.notizen {
             body["notizen"] = json!(notizen);
         }
@@ -105,11 +107,13 @@ impl PlannedInquiry {
             .iter()
             .map(|search| ids.searches[*search])
             .collect();
+
         let mut body = json!({
             "therapist_id": ids.therapists[self.therapist],
             "platzsuche_ids": platzsuche_ids,
             "status": self.status,
         });
+
         if let Some(date) = &self.gesendet_datum {
             body["gesendet_datum"] = json!(date);
         }
@@ -243,7 +247,12 @@ fn patient(rng: &mut Rng, index: usize, latest_search: Option<&str>, today: Naiv
         "nachname": nachname,
         "anrede": if female { "Frau" } else { "Herr" },
         "geburtsdatum": date_text(born),
-        "email": format!("{}.{}.{}@example.org", email_part(vorname), email_part(nachname), index + 1),
+        "email": format!(
+            "{}.{}.{}@example.org",
+            email_part(vorname),
+            email_part(nachname),
+            index + 1
+        ),
         "telefon": telefon,
         "strasse": strasse,
         "plz": plz,

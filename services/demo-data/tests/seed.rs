@@ -78,8 +78,10 @@ async fn count_all(base: &str, path_and_filter: &str) -> usize {
     } else {
         '?'
     };
+
     let mut count = 0;
     let mut after = 0;
+
     loop {
         let page = get_json(format!(
             "{base}{path_and_filter}{separator}limit=500&after={after}"

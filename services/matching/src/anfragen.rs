@@ -74,12 +74,14 @@ fn check_platzsuche_ids(ids: &[i64]) -> Result<Vec<i64>, ApiError> {
             "platzsuche_ids must name at least one Platzsuche",
         ));
     }
+
     if let Some(bad) = ids.iter().find(|id| **id <= 0) {
         return Err(ApiError::unprocessable(
             "platzsuche_ids",
             format!("platzsuche_ids must contain positive ids, got {bad}"),
         ));
     }
+
     let unique: BTreeSet<i64> = ids.iter().copied().collect();
     if unique.len() != ids.len() {
         return Err(ApiError::unprocessable(
@@ -87,6 +89,7 @@ fn check_platzsuche_ids(ids: &[i64]) -> Result<Vec<i64>, ApiError> {
             "platzsuche_ids must name each Platzsuche once",
         ));
     }
+
     Ok(unique.into_iter().collect())
 }
 
@@ -282,6 +285,7 @@ pub async fn update_anfrage(
     context: SagaContext,
     Json(raw): Json<Value>,
 ) -> Result<Response, ApiError> {
+    // Validate every field before the transaction opens.
     let mut update = parse_body::<UpdateAnfrage>(&raw)?;
     if let Some(therapist_id) = update.therapist_id {
         check_positive_id("therapist_id", therapist_id)?;
@@ -295,6 +299,7 @@ pub async fn update_anfrage(
     if let Some(notizen) = update.notizen.take() {
         update.notizen = Some(check_text("notizen", notizen, MAX_NOTIZEN_CHARS)?);
     }
+
     let path = format!("/api/therapeutenanfragen/{id}");
     let operation = Operation {
         method: "PATCH",
@@ -305,6 +310,7 @@ pub async fn update_anfrage(
     idempotency::run(&state.db, &context, operation, |tx| {
         let update = update.clone();
         Box::pin(async move {
+            // Load the inquiry and derive the status the update leaves it in.
             let current = fetch_anfrage(tx, id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Therapeutenanfrage", id))?;
@@ -318,6 +324,7 @@ pub async fn update_anfrage(
             };
             check_status_fits_date(status, gesendet_datum.as_deref())?;
 
+            // Replace the links to Platzsuchen, then update the row.
             if let Some(ids) = &update.platzsuche_ids {
                 check_platzsuchen_exist(tx, ids).await?;
                 sqlx::query("DELETE FROM anfrage_platzsuchen WHERE anfrage_id = $1")
@@ -326,6 +333,7 @@ pub async fn update_anfrage(
                     .await?;
                 insert_links(tx, id, ids).await?;
             }
+
             sqlx::query(
                 "UPDATE therapeutenanfragen SET therapist_id = $1, status = $2, \
                  gesendet_datum = $3, notizen = $4, updated_at = $5 WHERE id = $6",
@@ -460,6 +468,7 @@ pub async fn fetch_anfrage(
 
 fn anfrage_from_row(row: &sqlx::any::AnyRow) -> Result<Therapeutenanfrage, ApiError> {
     let status: String = row.try_get("status")?;
+
     Ok(Therapeutenanfrage {
         id: row.try_get("id")?,
         therapist_id: row.try_get("therapist_id")?,

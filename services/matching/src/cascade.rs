@@ -307,7 +307,11 @@ impl ForwardCommand {
     post,
     path = "/api/matching/cascade/patient-deleted",
     request_body = PatientDeletedRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:forward")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:forward"
+    )),
     responses(
         (status = 200, description = "What the cascade changed", body = CascadeChanges),
         (status = 400, description = "Invalid body or missing key", body = kit::error::Problem),
@@ -329,12 +333,20 @@ pub async fn patient_deleted(
     post,
     path = "/api/matching/cascade/therapist-blocked",
     request_body = TherapistBlockedRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:forward")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:forward"
+    )),
     responses(
         (status = 200, description = "What the cascade changed", body = CascadeChanges),
         (status = 400, description = "Invalid body or missing key", body = kit::error::Problem),
         (status = 409, description = "Compensated before it arrived", body = kit::error::Problem),
-        (status = 422, description = "Blank reason, or key used for another request", body = kit::error::Problem),
+        (
+            status = 422,
+            description = "Blank reason, or key used for another request",
+            body = kit::error::Problem
+        ),
     )
 )]
 pub async fn therapist_blocked(
@@ -350,7 +362,11 @@ pub async fn therapist_blocked(
     post,
     path = "/api/matching/cascade/therapist-unblocked",
     request_body = TherapistUnblockedRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:forward")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:forward"
+    )),
     responses(
         (status = 200, description = "What the cascade changed", body = CascadeChanges),
         (status = 400, description = "Invalid body or missing key", body = kit::error::Problem),
@@ -371,7 +387,11 @@ pub async fn therapist_unblocked(
     post,
     path = "/api/matching/cascade/patient-deleted/compensate",
     request_body = CompensateRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:compensate")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:compensate"
+    )),
     responses((status = 200, description = "What was restored", body = CompensationAnswer))
 )]
 pub async fn patient_deleted_compensate(
@@ -387,7 +407,11 @@ pub async fn patient_deleted_compensate(
     post,
     path = "/api/matching/cascade/therapist-blocked/compensate",
     request_body = CompensateRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:compensate")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:compensate"
+    )),
     responses((status = 200, description = "What was restored", body = CompensationAnswer))
 )]
 pub async fn therapist_blocked_compensate(
@@ -403,7 +427,11 @@ pub async fn therapist_blocked_compensate(
     post,
     path = "/api/matching/cascade/therapist-unblocked/compensate",
     request_body = CompensateRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: {saga_id}:{step}:compensate")),
+    params((
+        "Idempotency-Key" = String,
+        Header,
+        description = "Required: {saga_id}:{step}:compensate"
+    )),
     responses((status = 200, description = "What was restored", body = CompensationAnswer))
 )]
 pub async fn therapist_unblocked_compensate(

@@ -178,6 +178,7 @@ pub fn check_text(
     let Some(text) = text else {
         return Ok(None);
     };
+
     let length = text.chars().count();
     if length > max_chars {
         return Err(ApiError::unprocessable(
@@ -185,6 +186,7 @@ pub fn check_text(
             format!("{field} must be at most {max_chars} characters long, got {length}"),
         ));
     }
+
     Ok(Some(text))
 }
 

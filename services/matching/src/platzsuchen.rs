@@ -87,6 +87,7 @@ impl CreateAusschluss {
     /// Checks the exclusion; `prefix` locates it in the body, such as `ausschluesse[2].`.
     fn check(self, prefix: &str) -> Result<NewAusschluss, ApiError> {
         let therapist_id = check_positive_id(&format!("{prefix}therapist_id"), self.therapist_id)?;
+
         if self.ausgeschlossen_von == AusgeschlossenVon::Sperre {
             return Err(ApiError::unprocessable(
                 format!("{prefix}ausgeschlossen_von"),
@@ -94,6 +95,7 @@ impl CreateAusschluss {
                  block-therapist saga",
             ));
         }
+
         Ok(NewAusschluss {
             therapist_id,
             ausgeschlossen_von: self.ausgeschlossen_von,
@@ -337,7 +339,11 @@ pub async fn update_platzsuche(
     responses(
         (status = 200, description = "Deleted: {\"platzsuche_id\", \"deleted\": true}"),
         (status = 404, description = "Unknown id", body = kit::error::Problem),
-        (status = 409, description = "Still named by Therapeutenanfragen", body = kit::error::Problem),
+        (
+            status = 409,
+            description = "Still named by Therapeutenanfragen",
+            body = kit::error::Problem
+        ),
     )
 )]
 pub async fn delete_platzsuche(
@@ -449,7 +455,10 @@ pub async fn create_ausschluss(
         ("therapist_id" = i64, Path, description = "Excluded therapist"),
     ),
     responses(
-        (status = 200, description = "Lifted: {\"platzsuche_id\", \"therapist_id\", \"deleted\": true}"),
+        (
+            status = 200,
+            description = "Lifted: {\"platzsuche_id\", \"therapist_id\", \"deleted\": true}"
+        ),
         (status = 404, description = "Unknown Platzsuche or exclusion", body = kit::error::Problem),
         (status = 409, description = "Exclusion from a block", body = kit::error::Problem),
     )
@@ -550,6 +559,7 @@ async fn insert_ausschluss(
     .bind(kit::clock::now_rfc3339())
     .fetch_optional(&mut *conn)
     .await?;
+
     Ok(inserted.is_some())
 }
 

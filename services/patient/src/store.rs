@@ -74,6 +74,7 @@ pub async fn find_for_update(
             " FROM patients WHERE id = $1"
         ),
     };
+
     sqlx::query_as(sql).bind(id).fetch_optional(conn).await
 }
 

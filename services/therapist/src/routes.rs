@@ -163,7 +163,11 @@ pub async fn get_therapist(
         (status = 400, description = "Invalid field or missing sperrgrund", body = Problem),
         (status = 404, description = "Unknown therapist", body = Problem),
         (status = 409, description = "Block or unblock outside a saga", body = Problem),
-        (status = 422, description = "Unacceptable value or reused Idempotency-Key", body = Problem),
+        (
+            status = 422,
+            description = "Unacceptable value or reused Idempotency-Key",
+            body = Problem
+        ),
     ),
     tag = "therapists"
 )]

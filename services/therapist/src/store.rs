@@ -75,6 +75,7 @@ pub async fn find_for_update(
             " FROM therapists WHERE id = $1"
         ),
     };
+
     sqlx::query_as(sql).bind(id).fetch_optional(conn).await
 }
 

@@ -98,12 +98,14 @@ impl TestService {
         let mut request = self
             .request(Method::PATCH, &format!("/api/therapists/{id}"))
             .json(&body);
+
         if let Some(saga) = saga {
             request = request.header("X-Saga-Id", saga);
         }
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
+
         request.send().await.expect("send patch")
     }
 

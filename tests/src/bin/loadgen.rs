@@ -1,7 +1,7 @@
 //! Load generator: deletes many patients through the coordinator's `delete-patient`
 //! command, and as many through the same participant calls made directly (the matching
-//! cascade, then the patient DELETE), and prints latency percentiles and throughput of
-//! both, with the saga store commits per saga read from the coordinator's metrics.
+//! cascade, then the patient DELETE). It prints latency percentiles and throughput of both,
+//! with the saga store commits per saga read from the coordinator's metrics.
 //!
 //! It talks only to the URLs given, which default to the `coordinator dev` ports on
 //! 127.0.0.1, and stops after `--requests` deletions per mode.
@@ -95,6 +95,7 @@ async fn create_patients(
 ) -> anyhow::Result<Vec<i64>> {
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = JoinSet::new();
+
     for index in 0..count {
         let client = client.clone();
         let args = Arc::clone(args);
@@ -110,6 +111,7 @@ async fn create_patients(
                 .json()
                 .await?;
             let id = patient["id"].as_i64().context("patient without id")?;
+
             client
                 .post(format!("{}/api/platzsuchen", args.matching_url))
                 .json(&json!({ "patient_id": id }))
@@ -119,6 +121,7 @@ async fn create_patients(
             anyhow::Ok(id)
         });
     }
+
     let mut ids = Vec::with_capacity(count);
     while let Some(result) = tasks.join_next().await {
         ids.push(result??);
@@ -135,6 +138,7 @@ where
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = JoinSet::new();
     let started = Instant::now();
+
     for &id in ids {
         let permit = Arc::clone(&semaphore).acquire_owned().await?;
         let call = delete(id);
@@ -144,6 +148,7 @@ where
             call.await.map(|()| sent.elapsed())
         });
     }
+
     let mut latencies = Vec::with_capacity(ids.len());
     let mut failures = 0;
     while let Some(result) = tasks.join_next().await {
@@ -157,6 +162,7 @@ where
             }
         }
     }
+
     let elapsed = started.elapsed();
     latencies.sort();
     Ok(Run {
@@ -166,7 +172,7 @@ where
     })
 }
 
-/// The participant calls a delete saga makes, sent directly with the same headers.
+/// Times the participant calls a delete saga makes, sent directly with the same headers.
 async fn run_direct(
     client: &reqwest::Client,
     args: &Arc<Args>,
@@ -188,6 +194,7 @@ async fn run_direct(
                 .send()
                 .await?
                 .error_for_status()?;
+
             client
                 .delete(format!("{}/api/patients/{id}", args.patient_url))
                 .header("idempotency-key", format!("{saga_id}:delete:forward"))
@@ -195,6 +202,7 @@ async fn run_direct(
                 .send()
                 .await?
                 .error_for_status()?;
+
             Ok(())
         }
     })
@@ -218,6 +226,7 @@ async fn run_coordinator(
                 .json(&json!({ "patient_id": id, "reason": "load test" }))
                 .send()
                 .await?;
+
             let status = response.status();
             if status != reqwest::StatusCode::OK {
                 bail!(
@@ -225,6 +234,7 @@ async fn run_coordinator(
                     response.text().await?
                 );
             }
+
             Ok(())
         }
     })
@@ -256,6 +266,7 @@ fn print_report(args: &Args, direct: &Run, sagas: &Run, commits: f64) {
         "{:<22} {:>9} {:>9} {:>9} {:>12} {:>9}",
         "mode", "p50 ms", "p95 ms", "p99 ms", "per second", "failed"
     );
+
     for (name, run) in [("direct calls", direct), ("delete-patient saga", sagas)] {
         println!(
             "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>12.1} {:>9}",
@@ -267,12 +278,14 @@ fn print_report(args: &Args, direct: &Run, sagas: &Run, commits: f64) {
             run.failures
         );
     }
+
     let ratio = |fraction: f64| ms(sagas.percentile(fraction)) / ms(direct.percentile(fraction));
     println!(
         "saga / direct: p50 {:.2}x, p99 {:.2}x (targets: within 4x and 5x)",
         ratio(0.50),
         ratio(0.99)
     );
+
     if !sagas.latencies.is_empty() {
         println!(
             "saga store commits per saga: {:.2}",

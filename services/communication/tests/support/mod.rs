@@ -89,6 +89,7 @@ impl Service {
                 .find(|row| row["source_id"] == source_id && condition(row))
         })
         .await;
+
         match found {
             Some(row) => row,
             None => panic!(
@@ -141,6 +142,7 @@ where
     Fut: Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + DEADLINE;
+
     loop {
         if let Some(value) = probe().await {
             return Some(value);
@@ -167,7 +169,7 @@ struct FakeState {
 }
 
 /// A coordinator stand-in on 127.0.0.1 that records `record-patient-contact` requests and
-/// answers with a status the test sets. It can be stopped and started again on its port.
+/// responds with a status the test sets. It can be stopped and started again on its port.
 pub struct FakeCoordinator {
     pub address: SocketAddr,
     state: Arc<FakeState>,
@@ -175,21 +177,25 @@ pub struct FakeCoordinator {
 }
 
 impl FakeCoordinator {
-    /// Starts the fake on a free port; it answers 202 until told otherwise.
+    /// Starts the fake on a free port. It responds with 202 until `answer_with` sets another
+    /// status.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("fake coordinator binds");
         let address = listener.local_addr().expect("bound address");
+
         let state = Arc::new(FakeState {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(202),
         });
+
         let mut fake = Self {
             address,
             state,
             running: None,
         };
+
         fake.serve(listener);
         fake
     }
@@ -198,7 +204,7 @@ impl FakeCoordinator {
         format!("http://{}", self.address)
     }
 
-    /// Answers every later report with `status`.
+    /// Makes the fake respond to every later report with `status`.
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
     }
@@ -243,6 +249,7 @@ impl FakeCoordinator {
                 post(record_contact),
             )
             .with_state(self.state.clone());
+
         let (shutdown, shutdown_received) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -251,6 +258,7 @@ impl FakeCoordinator {
                 })
                 .await;
         });
+
         self.running = Some((shutdown, task));
     }
 }

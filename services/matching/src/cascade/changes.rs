@@ -90,6 +90,7 @@ impl ChangeLog {
     ) -> Result<(), ApiError> {
         let before = before.map(serde_json::to_string).transpose()?;
         let after = after.map(serde_json::to_string).transpose()?;
+
         sqlx::query(
             "INSERT INTO cascade_changes (forward_key, saga_id, saga_step, cascade_name, \
              entity_kind, entity_id, before_values, after_values, created_at, undone_at) \
@@ -106,6 +107,7 @@ impl ChangeLog {
         .bind(kit::clock::now_rfc3339())
         .execute(&mut *conn)
         .await?;
+
         Ok(())
     }
 }
@@ -186,6 +188,7 @@ pub async fn count_changes(
     .fetch_one(&mut *conn)
     .await?
     .try_get("changes")?;
+
     Ok(count)
 }
 

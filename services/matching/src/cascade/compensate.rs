@@ -78,15 +78,19 @@ async fn check_forward_path(
             .bind(forward_key)
             .fetch_optional(&mut *conn)
             .await?;
+
     let Some(row) = row else {
         return Ok(());
     };
+
     let method: String = row.try_get("method")?;
     let path: String = row.try_get("path")?;
+
     // A key that a compensation cancelled has an empty method and path.
     if path.is_empty() || (method == "POST" && path == cascade.path()) {
         return Ok(());
     }
+
     Err(ApiError::unprocessable(
         "forward_idempotency_key",
         format!(
@@ -194,6 +198,7 @@ async fn remove_added_ausschluss(
     answer: &mut CompensationAnswer,
 ) -> Result<(), ApiError> {
     let current = fetch_ausschluss(conn, dialect, added.platzsuche_id, added.therapist_id).await?;
+
     let reason = match current {
         None => "the exclusion was removed since the cascade".to_owned(),
         Some(current) if current == *added => {
@@ -216,6 +221,7 @@ async fn remove_added_ausschluss(
             current.ausgeschlossen_von
         ),
     };
+
     answer.skipped.push(Skipped::ausschluss(added, reason));
     Ok(())
 }
@@ -431,14 +437,17 @@ async fn fetch_ausschluss(
          FROM platzsuche_ausschluesse WHERE platzsuche_id = $1 AND therapist_id = $2{}",
         lock_clause(dialect)
     );
+
     let row = sqlx::query(&sql)
         .bind(platzsuche_id)
         .bind(therapist_id)
         .fetch_optional(&mut *conn)
         .await?;
+
     let Some(row) = row else {
         return Ok(None);
     };
+
     Ok(Some(AusschlussRow {
         platzsuche_id: row.try_get("platzsuche_id")?,
         therapist_id: row.try_get("therapist_id")?,

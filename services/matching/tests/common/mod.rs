@@ -78,15 +78,18 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+
         let response = request.send().await.expect("send the request");
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("read the body");
+
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+
         Reply {
             status,
             headers,

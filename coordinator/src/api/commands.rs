@@ -21,7 +21,7 @@ use super::error::CommandError;
 use super::prefer::{self, WaitPreference};
 use super::view::command_response;
 use super::AppState;
-use crate::engine::SagaSnapshot;
+use crate::engine::{Engine, SagaSnapshot};
 use crate::participant::{Call, Outcome};
 use crate::saga::{definition, Participant, Phase, SagaStatus, SagaType};
 use crate::store::{initial_steps, now_ms, InsertSagaError, SagaRecord, StepRecord};
@@ -317,10 +317,10 @@ async fn submit(
     );
     let steps = initial_steps(&saga.id, definition(command.saga_type), &saga.created_at);
     let mut attempts_left = MAX_INSERT_ATTEMPTS;
-    loop {
+    let receiver = loop {
         attempts_left -= 1;
-        match state.engine.store.insert(&saga, &steps).await {
-            Ok(()) => break,
+        match insert_and_start(&state.engine, &saga, &steps).await? {
+            Ok(receiver) => break receiver,
             // A concurrent request with the same key or source event committed first.
             Err(InsertSagaError::DuplicateKey) => {
                 let attached =
@@ -336,7 +336,7 @@ async fn submit(
         if attempts_left == 0 {
             return Err(InsertSagaError::LockReleased.into());
         }
-    }
+    };
     tracing::info!(
         saga.id = %saga.id,
         saga.type = command.saga_type.as_str(),
@@ -344,8 +344,26 @@ async fn submit(
         "saga started"
     );
 
-    let receiver = state.engine.spawn(saga.id.clone(), false);
     respond_when_settled(state, &saga.id, receiver, preference).await
+}
+
+/// Commits a new saga and starts its task, inside a task of its own. A caller that
+/// disconnects cancels the request's future; without the separate task, that could happen
+/// after the commit and before the start, and the saga would wait for the sweeper.
+async fn insert_and_start(
+    engine: &Arc<Engine>,
+    saga: &SagaRecord,
+    steps: &[StepRecord],
+) -> Result<Result<Option<watch::Receiver<SagaSnapshot>>, InsertSagaError>, CommandError> {
+    let engine = Arc::clone(engine);
+    let saga = saga.clone();
+    let steps = steps.to_vec();
+    let task = tokio::spawn(async move {
+        engine.store.insert(&saga, &steps).await?;
+        Ok(engine.spawn(saga.id.clone(), false))
+    });
+    task.await
+        .map_err(|error| CommandError::Internal(anyhow::anyhow!("saga start task failed: {error}")))
 }
 
 /// Returns the response for an existing saga with the same idempotency key or source event.

@@ -508,3 +508,82 @@ async fn late_forward_after_compensation_changes_nothing() -> anyhow::Result<()>
     assert_eq!(stack.get_patient(patient).await?.status, StatusCode::OK);
     Ok(())
 }
+
+#[tokio::test]
+async fn delete_404_after_lost_response_counts_as_done() -> anyhow::Result<()> {
+    let stack = Stack::start(BIN, StackOptions::proxied(&[Service::Patient])).await?;
+    let patient = stack.create_patient().await?;
+    let search = stack.create_platzsuche(patient, json!({})).await?;
+    // The first DELETE is applied but its response is lost; the repeat is answered 404, as
+    // a participant without stored responses would answer it.
+    let late = PARTICIPANT_TIMEOUT + Duration::from_millis(700);
+    let proxy = stack.proxy(Service::Patient);
+    proxy.delay_answer(Method::DELETE, "/api/patients/", late, 1);
+    proxy.respond(Method::DELETE, "/api/patients/", StatusCode::NOT_FOUND, 1);
+
+    let answer = stack
+        .post_command(
+            "delete-patient",
+            &json!({"patient_id": patient}),
+            &[("Prefer", "respond-async")],
+        )
+        .await?;
+    let saga_id = answer.saga_id().expect("the answer names its saga");
+    let saga = stack.wait_for_saga_status(&saga_id, "completed").await?;
+
+    assert_eq!(saga["steps"][1]["status"], "succeeded", "{saga}");
+    assert_eq!(saga["steps"][1]["last_status_code"], 404, "{saga}");
+    assert_eq!(
+        saga["steps"][0]["compensation"]["status"], "not_needed",
+        "{saga}"
+    );
+    assert_eq!(
+        stack.get_patient(patient).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        stack.get_platzsuche(search).await?.body["status"],
+        "abgebrochen"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn caller_disconnect_leaves_saga_running() -> anyhow::Result<()> {
+    let stack = Stack::start(BIN, StackOptions::proxied(&[Service::Patient])).await?;
+    let patient = stack.create_patient().await?;
+    let proxy = stack.proxy(Service::Patient);
+    proxy.hold(Method::DELETE, "/api/patients/");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()?;
+
+    let sent = impatient
+        .post(format!(
+            "{}/api/v1/commands/delete-patient",
+            stack.coordinator_url(0)
+        ))
+        .json(&json!({"patient_id": patient}))
+        .send()
+        .await;
+    proxy
+        .wait_for_seen(
+            &Method::DELETE,
+            "/api/patients/",
+            1,
+            Duration::from_secs(10),
+        )
+        .await?;
+    proxy.release();
+
+    assert!(sent.is_err(), "the client gave up before the saga ended");
+    let sagas = stack.list_sagas(&format!("patient_id={patient}")).await?;
+    assert_eq!(sagas.len(), 1, "{sagas:?}");
+    let saga_id = sagas[0]["id"].as_str().expect("saga id").to_owned();
+    stack.wait_for_saga_status(&saga_id, "completed").await?;
+    assert_eq!(
+        stack.get_patient(patient).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}

@@ -47,8 +47,8 @@ struct Run<'a> {
 
 impl Engine {
     /// Starts a task that drives the saga, unless this process drives it already. The
-    /// caller must hold the saga's lease. `resumed` marks a saga that comes from the
-    /// store rather than from a command this process just committed.
+    /// caller must hold the saga's lease. `resumed` marks a saga taken over from an expired
+    /// lease, whose current call may have been in flight when its holder stopped.
     pub fn spawn(
         self: &Arc<Self>,
         saga_id: String,
@@ -108,7 +108,7 @@ impl Engine {
             tracing::info!(
                 step = saga.current_step,
                 status = saga.status.as_str(),
-                "saga resumed"
+                "saga resumed after its holder's lease expired"
             );
         }
 
@@ -328,7 +328,10 @@ impl Engine {
     }
 
     /// Takes the lease of a saga for this replica if it is free or expired.
-    pub async fn claim(&self, saga_id: &str) -> Result<bool, crate::store::StoreError> {
+    pub async fn claim(
+        &self,
+        saga_id: &str,
+    ) -> Result<Option<crate::store::ClaimedSaga>, crate::store::StoreError> {
         self.store
             .claim(saga_id, &self.replica_id, self.lease_ms())
             .await

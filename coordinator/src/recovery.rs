@@ -60,8 +60,8 @@ async fn sweep(engine: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
         .store
         .claim_due(&engine.replica_id, engine.lease_ms(), CLAIM_BATCH)
         .await?;
-    for saga_id in claimed {
-        engine.spawn(saga_id, true);
+    for saga in claimed {
+        engine.spawn(saga.id, saga.from_expired_lease);
     }
 
     let counts = engine.store.count_unfinished().await?;

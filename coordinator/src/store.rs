@@ -240,50 +240,50 @@ impl SagaStore {
     }
 
     /// Takes the lease of up to `limit` unfinished sagas that are due and whose lease is
-    /// free or expired, and returns their ids.
+    /// free or expired.
     pub async fn claim_due(
         &self,
         owner: &str,
         lease_ms: i64,
         limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ClaimedSaga>, StoreError> {
         let now = now_ms();
         let lock_clause = match self.db.dialect {
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        let mut tx = self.db.pool.begin().await?;
 
-        let sql = format!(
-            "UPDATE sagas SET lease_owner = $1, lease_expires_at = $2
-             WHERE id IN (
-                 SELECT id FROM sagas
-                 WHERE status IN ('running', 'compensating', 'needs_attention')
-                   AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
-                   AND (lease_owner IS NULL OR lease_expires_at < $3)
-                 ORDER BY next_attempt_at
-                 LIMIT $4
-                 {lock_clause}
-             )
-             AND (lease_owner IS NULL OR lease_expires_at < $3)
-             RETURNING id"
-        );
+        let rows = sqlx::query(&format!(
+            "SELECT id, lease_owner FROM sagas
+             WHERE status IN ('running', 'compensating', 'needs_attention')
+               AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+               AND (lease_owner IS NULL OR lease_expires_at < $1)
+             ORDER BY next_attempt_at
+             LIMIT $2
+             {lock_clause}"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
 
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.db.pool)
-            .await?;
-
-        if !rows.is_empty() {
-            metrics::store_commit("claim");
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let holder: Option<String> = row.try_get("lease_owner")?;
+            take_lease(&mut tx, &id, owner, now + lease_ms).await?;
+            claimed.push(ClaimedSaga {
+                id,
+                from_expired_lease: holder.is_some(),
+            });
         }
 
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.try_get("id").ok())
-            .collect())
+        tx.commit().await?;
+        if !claimed.is_empty() {
+            metrics::store_commit("claim");
+        }
+        Ok(claimed)
     }
 
     /// Takes the lease of one unfinished saga if it is free or expired.
@@ -292,21 +292,36 @@ impl SagaStore {
         saga_id: &str,
         owner: &str,
         lease_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<ClaimedSaga>, StoreError> {
         let now = now_ms();
-        let result = sqlx::query(
-            "UPDATE sagas SET lease_owner = $1, lease_expires_at = $2
-             WHERE id = $3 AND status IN ('running', 'compensating', 'needs_attention')
-               AND (lease_owner IS NULL OR lease_expires_at < $4)",
-        )
-        .bind(owner)
-        .bind(now + lease_ms)
+        let lock_clause = match self.db.dialect {
+            Dialect::Postgres => "FOR UPDATE",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.db.pool.begin().await?;
+
+        let row = sqlx::query(&format!(
+            "SELECT lease_owner FROM sagas
+             WHERE id = $1 AND status IN ('running', 'compensating', 'needs_attention')
+               AND (lease_owner IS NULL OR lease_expires_at < $2)
+             {lock_clause}"
+        ))
         .bind(saga_id)
         .bind(now)
-        .execute(&self.db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let holder: Option<String> = row.try_get("lease_owner")?;
+        take_lease(&mut tx, saga_id, owner, now + lease_ms).await?;
 
-        Ok(result.rows_affected() == 1)
+        tx.commit().await?;
+        Ok(Some(ClaimedSaga {
+            id: saga_id.to_owned(),
+            from_expired_lease: holder.is_some(),
+        }))
     }
 
     /// Extends the leases `owner` holds on the given sagas.
@@ -388,6 +403,30 @@ impl SagaStore {
     pub async fn list(&self, filter: &SagaFilter) -> Result<SagaPage, StoreError> {
         list::list(&self.db, filter).await
     }
+}
+
+/// A saga whose lease this replica just took.
+#[derive(Debug, Clone)]
+pub struct ClaimedSaga {
+    pub id: String,
+    /// Whether another holder's lease had expired on it. That holder may have died during
+    /// a participant call, so the current step may have been applied.
+    pub from_expired_lease: bool,
+}
+
+async fn take_lease(
+    tx: &mut Transaction<'static, Any>,
+    saga_id: &str,
+    owner: &str,
+    until: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sagas SET lease_owner = $1, lease_expires_at = $2 WHERE id = $3")
+        .bind(owner)
+        .bind(until)
+        .bind(saga_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Builds the step rows of a new saga: the first step started, the rest pending.

@@ -198,8 +198,10 @@ pub async fn retry_saga(
     }
 
     state.engine.store.make_due_now(&saga_id).await?;
-    if state.engine.claim(&saga_id).await? {
-        state.engine.spawn(saga_id.clone(), true);
+    if let Some(claimed) = state.engine.claim(&saga_id).await? {
+        state
+            .engine
+            .spawn(saga_id.clone(), claimed.from_expired_lease);
     }
     tracing::info!(saga.id = %saga_id, "retry requested by an operator");
 

@@ -468,9 +468,13 @@ fn log_unavailable(saga_type: SagaType, participant: &str, error: &str) {
             participant, error = %error,
             "Cannot delete patient: Matching service unavailable"
         ),
-        SagaType::BlockTherapist | SagaType::UnblockTherapist => tracing::error!(
+        SagaType::BlockTherapist => tracing::error!(
             participant, error = %error,
             "Cannot block therapist: Matching service error"
+        ),
+        SagaType::UnblockTherapist => tracing::error!(
+            participant, error = %error,
+            "Cannot unblock therapist: Matching service error"
         ),
         SagaType::RecordPatientContact => tracing::warn!(
             participant, error = %error,

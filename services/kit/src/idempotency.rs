@@ -1,8 +1,8 @@
 //! The idempotency contract of every endpoint the coordinator calls.
 //!
-//! A request with an `Idempotency-Key` runs its work and stores its answer in one
-//! transaction. A repeat with the same key and request gets the stored answer and changes
-//! nothing; the same key with another request gets 422. A compensating call can cancel a
+//! A request with an `Idempotency-Key` runs its work and stores its response in one
+//! transaction. A repeat with the same key and request gets the stored response and changes
+//! nothing, while the same key with another request gets 422. A compensating call can cancel a
 //! forward key that has not arrived yet, and the forward call is then refused with 409.
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -17,7 +17,7 @@ use crate::db::{is_unique_violation, Database};
 use crate::error::ApiError;
 use crate::extract::SagaContext;
 
-/// Header set on a response that repeats a stored answer.
+/// Header set on a response that repeats a stored one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 const STATE_COMPLETED: &str = "completed";
@@ -26,7 +26,7 @@ const STATE_CANCELLED: &str = "cancelled";
 /// How many times a request whose key another request stored concurrently re-reads it.
 const MAX_CONFLICT_ROUNDS: usize = 3;
 
-/// A JSON answer with its status, as handlers return it and the store keeps it.
+/// A JSON response body with its status, as handlers return it and the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub status: StatusCode,
@@ -77,7 +77,7 @@ impl Operation<'_> {
     }
 }
 
-/// What the store holds for a forward key when its compensation arrives.
+/// State of a forward key in the store when its compensation arrives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForwardCall {
     /// The forward call never arrived; it is now cancelled and will be refused with 409.
@@ -86,7 +86,7 @@ pub enum ForwardCall {
     Answered(StatusCode),
 }
 
-/// Creates the table of stored answers when it does not exist. The same statement works on
+/// Creates the table of stored responses when it does not exist. The same statement works on
 /// PostgreSQL and SQLite.
 pub async fn ensure_table(db: &Database) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -111,7 +111,7 @@ pub async fn ensure_table(db: &Database) -> Result<(), sqlx::Error> {
 /// Runs `work` in a transaction under the contract above and returns the response to send.
 ///
 /// Without a key the work simply runs. A client error (4xx) from `work` rolls its changes
-/// back and is stored as the key's answer; a server error is not stored, so a retry with
+/// back and is stored as the key's response. A server error is not stored, so a retry with
 /// the same key runs the work again.
 pub async fn run<F>(
     db: &Database,
@@ -185,7 +185,7 @@ pub async fn cancel_forward(
 ) -> Result<ForwardCall, ApiError> {
     let now = now_rfc3339();
     // ON CONFLICT waits for a concurrent forward call with this key and then leaves its
-    // record alone, so the select below sees whichever of the two came first.
+    // record alone, so the select below reads whichever of the two came first.
     sqlx::query(
         "INSERT INTO idempotency_records (idempotency_key, request_hash, method, path, saga_id,
             saga_step, state, status_code, response_body, created_at)

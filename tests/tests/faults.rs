@@ -587,3 +587,46 @@ async fn caller_disconnect_leaves_saga_running() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn unreachable_pivot_is_not_possibly_applied() -> anyhow::Result<()> {
+    let mut stack = Stack::start(BIN, StackOptions::proxied(&[Service::Matching])).await?;
+    let patient = stack.create_patient().await?;
+    // The cascade waits at the proxy until the patient service is down, so every DELETE
+    // attempt fails to connect.
+    stack.proxy(Service::Matching).hold(Method::POST, CASCADE);
+    let answer = stack
+        .post_command(
+            "delete-patient",
+            &json!({"patient_id": patient}),
+            &[("Prefer", "respond-async")],
+        )
+        .await?;
+    let saga_id = answer.saga_id().expect("the answer names its saga");
+    stack
+        .proxy(Service::Matching)
+        .wait_for_seen(&Method::POST, CASCADE, 1, Duration::from_secs(10))
+        .await?;
+    stack.stop_service(Service::Patient).await?;
+    stack.proxy(Service::Matching).release();
+
+    let attention = stack
+        .wait_for_saga_status(&saga_id, "needs_attention")
+        .await?;
+
+    assert!(
+        attention["failed_rounds"].as_i64() >= Some(3),
+        "{attention}"
+    );
+    assert_eq!(
+        attention["steps"][1]["possibly_applied"], false,
+        "{attention}"
+    );
+    stack.start_service(Service::Patient).await?;
+    stack.wait_for_saga_status(&saga_id, "completed").await?;
+    assert_eq!(
+        stack.get_patient(patient).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}

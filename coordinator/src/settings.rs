@@ -9,8 +9,8 @@ use kit::config::LogFormat;
 
 use crate::saga::Participant;
 
-/// Settings of `coordinator serve`.
-#[derive(Debug, Clone, Args)]
+/// Settings of `coordinator serve`. Their `Debug` form hides the database password.
+#[derive(Clone, Args)]
 pub struct Settings {
     /// Saga store URL: `postgres://...` or `sqlite://path/to/file.db`.
     #[arg(long, env = "DATABASE_URL")]
@@ -42,6 +42,22 @@ pub struct Settings {
     /// Stop when standard input closes (set by `coordinator dev` for its children).
     #[arg(long, env = "EXIT_WITH_PARENT", default_value_t = false, hide = true)]
     pub exit_with_parent: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("database_url", &kit::db::redact_url(&self.database_url))
+            .field("bind_addr", &self.bind_addr)
+            .field("participants", &self.participants)
+            .field("engine", &self.engine)
+            .field("command_wait_ms", &self.command_wait_ms)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .field("exit_with_parent", &self.exit_with_parent)
+            .finish()
+    }
 }
 
 /// Base URLs of the participant services.

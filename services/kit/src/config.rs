@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
 
-/// Settings shared by the patient, therapist, matching and communication services.
-#[derive(Debug, Clone, Args)]
+/// Settings shared by the patient, therapist, matching and communication services. Their
+/// `Debug` form hides the database password.
+#[derive(Clone, Args)]
 pub struct ServiceSettings {
     /// Database URL: `postgres://...` or `sqlite://path/to/file.db`.
     #[arg(long, env = "DATABASE_URL")]
@@ -31,6 +32,19 @@ pub struct ServiceSettings {
     pub exit_with_parent: bool,
 }
 
+impl std::fmt::Debug for ServiceSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ServiceSettings")
+            .field("database_url", &crate::db::redact_url(&self.database_url))
+            .field("bind_addr", &self.bind_addr)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .field("exit_with_parent", &self.exit_with_parent)
+            .finish()
+    }
+}
+
 impl ServiceSettings {
     /// Returns the bind address, or 127.0.0.1 with `default_port`.
     pub fn bind_addr_or(&self, default_port: u16) -> SocketAddr {
@@ -46,4 +60,25 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_database_password() {
+        let settings = ServiceSettings {
+            database_url: "postgres://app:secret@db/patient".to_owned(),
+            bind_addr: None,
+            max_body_bytes: 1,
+            log_format: LogFormat::Text,
+            exit_with_parent: false,
+        };
+
+        let text = format!("{settings:?}");
+
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("postgres://app:***@db/patient"), "{text}");
+    }
 }

@@ -220,6 +220,29 @@ pub async fn cancel_forward(
     }
 }
 
+/// Returns the method and path of the request stored under `key`, or `None` when no
+/// request was stored or the key was cancelled by a compensation.
+pub async fn stored_operation(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT method, path, state FROM idempotency_records WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+
+    let state: String = row.try_get("state")?;
+    if state == STATE_CANCELLED {
+        return Ok(None);
+    }
+    Ok(Some((row.try_get("method")?, row.try_get("path")?)))
+}
+
 async fn stored_answer(
     conn: &mut AnyConnection,
     key: &str,

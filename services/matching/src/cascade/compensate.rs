@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use kit::db::Dialect;
 use kit::extract::SagaContext;
-use kit::idempotency::{cancel_forward, ForwardCall};
+use kit::idempotency::{cancel_forward, stored_operation, ForwardCall};
 use kit::ApiError;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -73,21 +73,10 @@ async fn check_forward_path(
     cascade: Cascade,
     forward_key: &str,
 ) -> Result<(), ApiError> {
-    let row =
-        sqlx::query("SELECT method, path FROM idempotency_records WHERE idempotency_key = $1")
-            .bind(forward_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-
-    let Some(row) = row else {
+    let Some((method, path)) = stored_operation(conn, forward_key).await? else {
         return Ok(());
     };
-
-    let method: String = row.try_get("method")?;
-    let path: String = row.try_get("path")?;
-
-    // A key that a compensation cancelled has an empty method and path.
-    if path.is_empty() || (method == "POST" && path == cascade.path()) {
+    if method == "POST" && path == cascade.path() {
         return Ok(());
     }
 

@@ -108,7 +108,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _ = stop.send(());
     let result = coordinator.await;
     for mut child in children {
-        // Closing stdin tells the child to stop, and it is killed if it does not.
+        // Closing stdin makes the child stop, and it is killed if it does not.
         drop(child.stdin.take());
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await

@@ -2,8 +2,8 @@
 //! step as started before its call and its outcome after, and compensates in reverse order
 //! when a step before the pivot fails for good.
 //!
-//! Every move of a saga's status happens in [`transition`]; the functions here decide
-//! which move to make from a participant's answer.
+//! Every move of a saga's status happens in [`transition`], and the functions here decide
+//! which move to make from a participant's response.
 
 mod registry;
 mod transition;

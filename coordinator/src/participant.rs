@@ -44,7 +44,7 @@ pub enum Outcome {
     NoAnswer {
         /// Description of how the attempts ended.
         error: String,
-        /// The last attempt's error or answer.
+        /// The last attempt's error or response.
         source: String,
     },
 }
@@ -240,7 +240,7 @@ fn describe_failure(attempts: &[AttemptResult], source: &str) -> String {
     }
 }
 
-/// Returns at most 200 characters of an answer for error messages.
+/// Returns at most 200 characters of a response body for error messages.
 pub fn preview(body: &Value) -> String {
     let text = match body {
         Value::String(text) => text.clone(),
@@ -296,7 +296,7 @@ impl Middleware for AttemptObserver {
     }
 }
 
-/// Returns the wait a 429 or 503 answer asks for, when it is given in seconds and short
+/// Returns the wait a 429 or 503 response requests, when it is given in seconds and short
 /// enough to wait for.
 fn retry_after(response: &Response) -> Option<Duration> {
     let status = response.status();

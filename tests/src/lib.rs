@@ -4,8 +4,8 @@
 //! participant, and typed helpers for the requests the tests make.
 //!
 //! Process output goes to files in a per-test folder whose path the test prints to its
-//! captured output, so it shows when the test fails; with `TEST_LOG` set the output goes to
-//! the test's own output instead. The folder stays after the test. Every process is killed
+//! captured output, so the path shows when the test fails. With `TEST_LOG` set, the output
+//! goes to the test's own output instead. The folder stays after the test. Every process is killed
 //! (SIGKILL) when the [`Stack`] is dropped, and its PostgreSQL databases are dropped too
 //! unless the test panicked or `E2E_KEEP_DATABASES` is set. A test that fails by returning an
 //! error does not panic, so set that variable to inspect its databases.

@@ -1,5 +1,5 @@
-//! A scripted HTTP proxy that sits between the coordinator and one participant service and
-//! injects faults: it responds with a status without forwarding, forwards and then holds the
+//! A scripted HTTP proxy between the coordinator and one participant service, which injects
+//! faults. It responds with a status without forwarding, forwards and then holds the
 //! response back past the caller's timeout, or holds requests until the test releases them.
 //!
 //! Rules match a method and a path prefix; the first matching rule with uses left applies.
@@ -40,7 +40,7 @@ const HOP_BY_HOP: [HeaderName; 4] = [
 pub enum Action {
     /// Respond with this status and a problem body without forwarding.
     Respond(StatusCode),
-    /// Forward, then wait this long before passing the answer back.
+    /// Forward, then wait this long before passing the response back.
     DelayAnswer(Duration),
     /// Wait until [`Proxy::release`], then forward.
     Hold,
@@ -69,7 +69,7 @@ struct ProxyState {
     client: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<Vec<SeenRequest>>,
-    /// Forwarded requests with the status the service answered.
+    /// Forwarded requests with the status of the service's response.
     answered: Mutex<Vec<(SeenRequest, StatusCode)>>,
     /// Incremented by each release; held requests wait for a change.
     releases: watch::Sender<u64>,
@@ -132,7 +132,7 @@ impl Proxy {
         });
     }
 
-    /// Answers the next `times` matching requests with `status` without forwarding them.
+    /// Responds to the next `times` matching requests with `status` without forwarding them.
     pub fn respond(&self, method: Method, path_prefix: &str, status: StatusCode, times: u32) {
         self.add_rule(method, path_prefix, Action::Respond(status), Some(times));
     }

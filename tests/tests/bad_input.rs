@@ -411,7 +411,7 @@ async fn retry_of_a_finished_saga_is_a_conflict() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn json_array_in_field_order_is_not_a_command() -> anyhow::Result<()> {
+async fn json_array_body_is_rejected() -> anyhow::Result<()> {
     let stack = Stack::start(BIN, StackOptions::default()).await?;
     let patient = stack.create_patient().await?;
     let url = format!(

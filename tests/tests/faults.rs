@@ -514,8 +514,8 @@ async fn delete_404_after_lost_response_counts_as_done() -> anyhow::Result<()> {
     let stack = Stack::start(BIN, StackOptions::proxied(&[Service::Patient])).await?;
     let patient = stack.create_patient().await?;
     let search = stack.create_platzsuche(patient, json!({})).await?;
-    // The first DELETE is applied but its response is lost; the repeat is answered 404, as
-    // a participant without stored responses would answer it.
+    // The first DELETE is applied but its response is lost. The repeat gets 404, as it would
+    // from a participant that does not store responses.
     let late = PARTICIPANT_TIMEOUT + Duration::from_millis(700);
     let proxy = stack.proxy(Service::Patient);
     proxy.delay_answer(Method::DELETE, "/api/patients/", late, 1);

@@ -330,7 +330,8 @@ async fn submit(
                     return Ok(response);
                 }
             }
-            Err(InsertSagaError::LockReleased) => {}
+            // The saga that held the entity just finished, so the entity may be gone now.
+            Err(InsertSagaError::LockReleased) => check_entity(state, &command).await?,
             Err(error) => return Err(error.into()),
         }
         if attempts_left == 0 {
@@ -348,8 +349,8 @@ async fn submit(
 }
 
 /// Commits a new saga and starts its task, inside a task of its own. A caller that
-/// disconnects cancels the request's future; without the separate task, that could happen
-/// after the commit and before the start, and the saga would wait for the sweeper.
+/// disconnects cancels the request's future. Without the separate task, that could happen
+/// after the commit and before the start, and the saga would then wait for the sweeper.
 async fn insert_and_start(
     engine: &Arc<Engine>,
     saga: &SagaRecord,

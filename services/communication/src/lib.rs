@@ -1,6 +1,6 @@
 //! The communication service: emails and phone calls with patients and therapists.
 //!
-//! When an email to a patient is sent or answered, or a phone call with a patient is
+//! When an email to a patient is sent or gets a reply, or a phone call with a patient is
 //! completed, the service reports the contact to the saga coordinator. The report is written
 //! to the `contact_outbox` table in the same transaction as the change, and a background task
 //! delivers it, retrying with backoff until the coordinator accepts or rejects it. A change

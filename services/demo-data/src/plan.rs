@@ -449,8 +449,8 @@ fn plan_inquiries(
     inquiries
 }
 
-/// Draws an email. Most go to therapists; those to patients are reported as contacts by
-/// the communication service once they are sent or answered.
+/// Draws an email. Most go to therapists. Those to patients are reported as contacts by
+/// the communication service once they are sent or get a reply.
 fn email(rng: &mut Rng, options: &SeedOptions) -> PlannedContact {
     let to_patient = options.therapists == 0 || (options.patients > 0 && rng.f64() < 0.25);
     let status = match rng.f64() {

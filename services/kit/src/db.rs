@@ -108,7 +108,7 @@ impl Database {
         Ok(Self { pool, dialect })
     }
 
-    /// Checks that the database answers a trivial query.
+    /// Checks that the database responds to a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -157,9 +157,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Returns true when an error means the database cannot be reached or does not accept
-/// connections now, so the request changed nothing and may be retried: pool timeouts, I/O
-/// errors, and PostgreSQL's connection exceptions (SQLSTATE class 08), "too many
-/// connections" (53300), shutdowns (57P01 to 57P03) and "not accepting connections" (55000).
+/// connections now, so the request changed nothing and may be retried. These are pool
+/// timeouts, I/O errors, and PostgreSQL's connection exceptions (SQLSTATE class 08), "too
+/// many connections" (53300), shutdowns (57P01 to 57P03) and "not accepting connections"
+/// (55000).
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,

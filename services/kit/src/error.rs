@@ -30,7 +30,7 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
-    /// The database did not answer in time; the request changed nothing and may be retried.
+    /// The database did not respond in time, so the request changed nothing and may be retried.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]

@@ -46,8 +46,8 @@ where
 }
 
 /// Parses a JSON document, naming the path of the first value that does not fit `T`.
-/// Every body is a JSON object; serde would also accept an array for a struct, so arrays
-/// and other values are rejected before, and trailing data after the object after.
+/// Every body must be a JSON object. serde would also accept an array for a struct, so a
+/// body that starts with anything but `{` is rejected, and so is data after the object.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if first.is_some_and(|byte| *byte != b'{') {

@@ -82,7 +82,7 @@ impl Operation<'_> {
 pub enum ForwardCall {
     /// The forward call never arrived; it is now cancelled and will be refused with 409.
     NeverArrived,
-    /// The forward call was answered with this status.
+    /// The forward call got a response with this status.
     Answered(StatusCode),
 }
 
@@ -162,7 +162,7 @@ where
                 tx.commit().await?;
                 return Ok(answer.into_response());
             }
-            // Another request with this key committed first: its answer is the answer.
+            // Another request with this key committed first, so its response is returned.
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
                 continue;

@@ -125,7 +125,7 @@ pub fn app(
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets running requests end.
-/// Sockets get TCP_NODELAY so that small answers are not held back by Nagle's algorithm
+/// Sockets get TCP_NODELAY so that small responses are not held back by Nagle's algorithm
 /// while the peer delays its acknowledgement.
 pub async fn serve(
     listener: TcpListener,
